@@ -47,19 +47,19 @@ class ModelSpec:
         return cls(**d)
 
     def differences(self, other: ModelSpec) -> list[str]:
-        """Human-readable list of fields that differ, e.g. ``["d_norm: spectral -> batch"]``."""
+        """Human-readable fields that differ, e.g. ``["d_norm: spectral -> batch"]``."""
+        return _diff(self.to_dict(), other.to_dict(), "")
+
+
+def _diff(a: Any, b: Any, prefix: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if prefix and a.get("name", b.get("name")) != b.get("name", a.get("name")):
+            return [f"{prefix}: {a.get('name')} -> {b.get('name')}"]  # another norm entirely
         out = []
-        for key, mine in self.to_dict().items():
-            theirs = other.to_dict()[key]
-            if mine != theirs:
-                out.append(f"{key}: {_short(mine)} -> {_short(theirs)}")
+        for key in list(a) + [k for k in b if k not in a]:
+            out += _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
         return out
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, dict) and set(v) == {"name"}:
-        return str(v["name"])
-    return str(v)
+    return [] if a == b else [f"{prefix}: {a} -> {b}"]
 
 
 def _arch(spec: ModelSpec) -> Any:

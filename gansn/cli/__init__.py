@@ -1,0 +1,1 @@
+"""Console scripts. Only these modules touch Hydra's global state."""

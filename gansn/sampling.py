@@ -1,0 +1,140 @@
+"""Generators from checkpoints, without Hydra or the original run dir; sample grids.
+
+    from gansn.sampling import load_generator, sample, save_grid
+    G, spec = load_generator("outputs/2026-11-25/10-00-00")      # EMA G when saved
+    x = sample(G, 64, seed=0)                                     # (64, C, H, W) in [-1, 1]
+    save_grid(x, "grid.png", nrow=8)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
+from gansn.training.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def load_models(path: str | Path, *, ema: bool = False, map_location: str = "cpu"
+                ) -> tuple[nn.Module, nn.Module, ModelSpec]:
+    """Rebuild ``(G, D, spec)`` from a checkpoint file or run dir, both in eval mode.
+
+    With ``ema=True`` G is the EMA generator (falls back to the raw G with a warning when the
+    run kept no EMA).
+    """
+    ckpt = load_checkpoint(path, map_location)
+    spec = ModelSpec.from_dict(ckpt["spec"])
+    G, D = build_generator(spec), build_discriminator(spec)
+    G.load_state_dict(_generator_state(ckpt, ema))
+    D.load_state_dict(ckpt["models"]["D"])
+    return G.eval(), D.eval(), spec
+
+
+def load_generator(path: str | Path, *, ema: bool = True, map_location: str = "cpu"
+                   ) -> tuple[nn.Module, ModelSpec]:
+    """Rebuild G (EMA by default) from a checkpoint file or run dir, in eval mode."""
+    ckpt = load_checkpoint(path, map_location)
+    spec = ModelSpec.from_dict(ckpt["spec"])
+    G = build_generator(spec)
+    G.load_state_dict(_generator_state(ckpt, ema))
+    return G.eval(), spec
+
+
+def _generator_state(ckpt: dict[str, Any], ema: bool) -> dict[str, Any]:
+    models = ckpt["models"]
+    if ema and "G_ema" not in models:
+        log.warning("%s has no EMA generator; using the raw G", ckpt.get("path"))
+    return models["G_ema"] if ema and "G_ema" in models else models["G"]
+
+
+@torch.no_grad()
+def sample(G: nn.Module, n: int, *, seed: int = 0, batch_size: int = 256,
+           z: torch.Tensor | None = None, device: str | torch.device | None = None) -> torch.Tensor:
+    """``n`` samples on the CPU: (n, *G.shape), images in [-1, 1].
+
+    Latents come from a private ``torch.Generator`` seeded with ``seed`` (the global RNG is
+    untouched), so the same seed gives the same samples on every call.
+    """
+    device = device or next(G.parameters()).device
+    if z is None:
+        z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    return torch.cat([G(z[i:i + batch_size].to(device)).float().cpu()
+                      for i in range(0, len(z), batch_size)])
+
+
+def interpolation_latents(rows: int, cols: int, z_dim: int, *, seed: int = 0) -> torch.Tensor:
+    """``rows`` spherical interpolations of ``cols`` steps between random latent pairs.
+
+    Returns (rows * cols, z_dim).  Slerp keeps the norm typical of a Gaussian latent, which
+    linear interpolation does not (its midpoints are atypically short).
+    """
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(rows, z_dim, generator=g), torch.randn(rows, z_dim, generator=g)
+    t = torch.linspace(0, 1, cols).view(1, cols, 1)
+    a_n, b_n = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
+    omega = torch.acos((a_n * b_n).sum(1).clamp(-1, 1)).view(rows, 1, 1)
+    so = torch.sin(omega).clamp_min(1e-8)
+    z = (torch.sin((1 - t) * omega) / so) * a[:, None] + (torch.sin(t * omega) / so) * b[:, None]
+    return z.reshape(rows * cols, z_dim)
+
+
+def to_grid(x: torch.Tensor, nrow: int = 8, *, centers: np.ndarray | None = None) -> torch.Tensor:
+    """Samples -> one image (3, H, W) in [0, 1]: an image grid, or a 2-D histogram for points.
+
+    ``x``: (N, C, H, W) images in [-1, 1], or (N, 2) points (``centers``: (K, 2) true modes).
+    """
+    if x.dim() == 2:
+        return render_points(x, centers)
+    from gansn._torchvision_compat import import_torchvision
+
+    tv = import_torchvision()
+    grid = tv.utils.make_grid((x.float().clamp(-1, 1) + 1) / 2, nrow=nrow, padding=2,
+                              pad_value=1.0)
+    return grid if grid.shape[0] == 3 else grid.expand(3, -1, -1)
+
+
+def render_points(points: torch.Tensor, centers: np.ndarray | None = None, size: int = 256,
+                  extent: float | None = None) -> torch.Tensor:
+    """(N, 2) points -> (3, size, size) log-density image, true modes marked red.
+
+    Needs no plotting library, so TensorBoard gets a picture of a toy run every few steps.
+    """
+    pts = points.detach().float().cpu().numpy()
+    if extent is None:
+        ref = centers if centers is not None and len(centers) else pts
+        extent = float(np.abs(ref).max()) * 1.5 + 0.1
+    hist, _, _ = np.histogram2d(pts[:, 1], pts[:, 0], bins=size,
+                                range=[[-extent, extent], [-extent, extent]])
+    img = np.log1p(hist[::-1])  # y axis up
+    img = img / max(img.max(), 1e-8)
+    rgb = np.stack([1 - img] * 3)  # dark where samples are dense
+    if centers is not None:
+        for cx, cy in np.asarray(centers):
+            c = int((cx + extent) / (2 * extent) * (size - 1))
+            r = int((extent - cy) / (2 * extent) * (size - 1))
+            rgb[0, max(r - 2, 0):r + 3, max(c - 2, 0):c + 3] = 1.0
+            rgb[1:, max(r - 2, 0):r + 3, max(c - 2, 0):c + 3] = 0.0
+    return torch.from_numpy(rgb.astype(np.float32))
+
+
+def save_image(img: torch.Tensor, path: str | Path) -> Path:
+    """(3, H, W) in [0, 1] -> PNG."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8, the layout image tools expect."""
+    return ((x.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()

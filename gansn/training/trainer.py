@@ -1,0 +1,532 @@
+"""The GAN training loop: no Hydra here, so tests and notebooks call it directly.
+
+    from gansn.training import Trainer
+    Trainer(cfg_dict, run_dir="runs/x").train()
+
+``cfg`` is the plain-dict form of ``conf/train.yaml`` (see ``gansn.config.compose``).
+Everything that can be wrong with it is checked in ``Trainer.__init__``, before anything is
+written; ``train()`` is what writes into ``run_dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gansn.errors import ConfigError
+from gansn.losses import build_loss
+from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
+from gansn.training import checkpoint as ckpt_io
+from gansn.training.ema import EMA
+from gansn.training.logging import MetricsLog, write_status
+from gansn.utils import (
+    import_modules,
+    locate,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN/Inf; training stops and the last good checkpoint is kept."""
+
+
+class Hook:
+    """Something the trainer runs every ``every`` G steps (and once at the end).
+
+    ``__call__(trainer, step)`` returns TensorBoard-tag -> float values, which the trainer
+    logs and appends to ``metrics.jsonl``.  Hooks run with the global RNG forked and D's
+    buffers restored afterwards, so measuring never changes the training trajectory.
+    """
+
+    every: int = 0
+    name: str = "hook"
+
+    def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` for values no training run can use."""
+    problems = []
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            problems.append(msg)
+
+    for key in ("steps", "batch_size", "n_dis"):
+        v = cfg.get(key)
+        need(isinstance(v, int) and v >= 1, f"{key} must be a positive integer, got {v!r}")
+    gb = cfg.get("g_batch_size")
+    need(gb is None or (isinstance(gb, int) and gb >= 1),
+         f"g_batch_size must be null or a positive integer, got {gb!r}")
+    for key in ("log_every", "sample_every", "ckpt_every", "keep_every", "lipschitz_every"):
+        v = cfg.get(key, 0)
+        need(isinstance(v, int) and v >= 0, f"{key} must be an integer >= 0, got {v!r}")
+    for who in ("g", "d"):
+        opt = cfg["optim"][who]
+        lr = opt.get("lr")
+        need(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr),
+             f"optim.{who}.lr must be a positive number, got {lr!r}")
+        betas = opt.get("betas")
+        if betas is not None:
+            need(len(betas) == 2 and all(0 <= b < 1 for b in betas),
+                 f"optim.{who}.betas must be two numbers in [0, 1), got {betas!r}")
+    need(cfg["optim"].get("lr_decay", "none") in ("none", "linear"),
+         f"optim.lr_decay must be none or linear, got {cfg['optim'].get('lr_decay')!r}")
+    ema = cfg.get("ema", {})
+    if ema.get("enabled"):
+        d = ema.get("decay")
+        need(isinstance(d, (int, float)) and 0 <= d < 1, f"ema.decay must be in [0, 1), got {d!r}")
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def check_writable(run_dir: Path) -> None:
+    """Fail early when ``run_dir`` cannot be created or written."""
+    probe = run_dir
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(f"output dir {run_dir}: {probe} exists and is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"output dir {run_dir} is not writable ({probe} denies writing); choose another "
+            "with hydra.run.dir=<dir>"
+        )
+
+
+def model_spec(cfg: dict[str, Any], shape: tuple[int, ...]) -> ModelSpec:
+    m = cfg["model"]
+    return ModelSpec(arch=m["name"], shape=tuple(shape), z_dim=int(m["z_dim"]),
+                     width=float(m.get("width", 1.0)), g_norm=dict(cfg["g_norm"]),
+                     d_norm=dict(cfg["d_norm"]), options=dict(m.get("options") or {}))
+
+
+def build_optimizer(opt_cfg: dict[str, Any], params: Any) -> torch.optim.Optimizer:
+    """``{"_target_": "torch.optim.Adam", "_partial_": true, "lr": ...}`` -> an optimizer."""
+    kwargs = {k: v for k, v in opt_cfg.items() if not k.startswith("_")}
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    try:
+        return locate(opt_cfg.get("_target_", "torch.optim.Adam"))(params, **kwargs)
+    except TypeError as err:
+        raise ConfigError(f"optimizer {opt_cfg.get('_target_')}: {err}") from None
+
+
+class Trainer:
+    """Trains G and D as configured; ``train()`` runs to ``cfg["steps"]`` G updates.
+
+    Args:
+        cfg: the resolved config as plain containers.
+        run_dir: where checkpoints, TensorBoard events, samples and metrics go.
+        overrides: the command-line overrides the config came from (kept for resuming).
+        resume: a checkpoint file or run dir to continue from.  When ``run_dir`` already
+            holds ``checkpoints/last.pt``, training continues from it.
+        hooks: extra :class:`Hook` objects (metrics, Lipschitz tracking, your own).
+    """
+
+    def __init__(self, cfg: dict[str, Any], run_dir: str | Path, *, overrides: list[str] = (),
+                 resume: str | Path | None = None, hooks: list[Hook] = ()) -> None:
+        validate_config(cfg)
+        import_modules(list(cfg.get("imports") or []))
+        from gansn.data import BatchStream, build_dataset
+
+        self.cfg, self.run_dir, self.overrides = cfg, Path(run_dir), list(overrides)
+        check_writable(self.run_dir)
+        resume = resume or cfg.get("resume")
+        if resume is None and (ckpt_io.checkpoint_dir(self.run_dir) / ckpt_io.LAST).is_file():
+            resume = self.run_dir  # re-running into the same run dir continues it
+        resume_state = ckpt_io.load_checkpoint(resume) if resume else None
+
+        self.device = resolve_device(cfg.get("device", "auto"))
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg["threads"]))
+        seed = int(cfg["seed"])
+        seed_everything(seed)
+
+        self.dataset = build_dataset(cfg["dataset"])
+        self.spec = model_spec(cfg, self.dataset.shape)
+        if resume_state is not None:
+            self._check_compatible(resume_state)
+        self.G = build_generator(self.spec).to(self.device)
+        self.D = build_discriminator(self.spec).to(self.device)
+        self.loss = build_loss(cfg["loss"])
+        self.opt_g = build_optimizer(cfg["optim"]["g"], self.G.parameters())
+        self.opt_d = build_optimizer(cfg["optim"]["d"], self.D.parameters())
+        self.steps = int(cfg["steps"])
+        self.sched_g = self._scheduler(self.opt_g)
+        self.sched_d = self._scheduler(self.opt_d)
+        ema_cfg = cfg.get("ema", {})
+        self.ema = (EMA(self.G, ema_cfg.get("decay", 0.999), ema_cfg.get("start", 0))
+                    if ema_cfg.get("enabled") else None)
+        self.batch_size = int(cfg["batch_size"])
+        self.g_batch_size = int(cfg.get("g_batch_size") or self.batch_size)
+        self.n_dis = int(cfg["n_dis"])
+        self.stream = BatchStream(self.dataset, self.batch_size, seed=seed,
+                                  num_workers=int(cfg.get("num_workers", 0)), device=self.device)
+        grid = cfg.get("grid", {})
+        self.grid_nrow = int(grid.get("nrow", 8))
+        # fixed noise depends on the seed alone, so runs that differ only in their
+        # normalization show samples from the same latents
+        self.fixed_noise = torch.randn(int(grid.get("n", 64)), self.spec.z_dim,
+                                       generator=torch.Generator().manual_seed(seed))
+        self.hooks: list[Hook] = list(hooks) + self._default_hooks()
+        self.step = 0
+        self.best: dict[str, Any] = {}
+        self.elapsed = 0.0  # training seconds, carried across resumes
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self._stop_signal: str | None = None
+        self._last_values: dict[str, float] = {}
+        if resume_state is not None:
+            self._load_state(resume_state)
+            log.info("resuming from %s at step %d", resume_state["path"], self.step)
+
+    # ------------------------------------------------------------------ setup
+    def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        steps = self.steps
+        if self.cfg["optim"].get("lr_decay", "none") == "linear":
+            def factor(s: int) -> float:
+                return max(0.0, 1.0 - s / steps)
+        else:
+            def factor(s: int) -> float:
+                return 1.0
+        return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    def _default_hooks(self) -> list[Hook]:
+        hooks: list[Hook] = []
+        if int(self.cfg.get("lipschitz_every", 0)) > 0:
+            from gansn.training.hooks import LipschitzHook
+
+            hooks.append(LipschitzHook(self, every=int(self.cfg["lipschitz_every"]),
+                                       **dict(self.cfg.get("lipschitz") or {})))
+        metrics_cfg = self.cfg.get("metrics") or {}
+        if int(metrics_cfg.get("eval_every", 0) or 0) > 0 and metrics_cfg.get("list"):
+            from gansn.training.hooks import EvalHook
+
+            hooks.append(EvalHook(self, metrics_cfg))
+        return hooks
+
+    def _check_compatible(self, state: dict[str, Any]) -> None:
+        saved = ModelSpec.from_dict(state["spec"])
+        diffs = saved.differences(self.spec)
+        if diffs:
+            raise ConfigError(
+                f"checkpoint {state['path']} was trained with a different model; it cannot "
+                "be resumed with this config (checkpoint -> config): " + "; ".join(diffs)
+            )
+
+    # ------------------------------------------------------------- state I/O
+    def state_dict(self) -> dict[str, Any]:
+        models = {"G": self.G.state_dict(), "D": self.D.state_dict()}
+        state: dict[str, Any] = {
+            "step": self.step,
+            "spec": self.spec.to_dict(),
+            "config": self.cfg,
+            "overrides": self.overrides,
+            "models": models,
+            "optim": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
+            "sched": {"G": self.sched_g.state_dict(), "D": self.sched_d.state_dict()},
+            "rng": rng_state(),
+            "data": self.stream.state_dict(),
+            "fixed_noise": self.fixed_noise,
+            "best": self.best,
+            "elapsed": self.elapsed,
+            "hooks": {h.name: h.state_dict() for h in self.hooks},
+        }
+        if self.ema is not None:
+            models["G_ema"] = self.ema.shadow.state_dict()
+            state["ema"] = {"num_updates": self.ema.num_updates}
+        return state
+
+    def _load_state(self, s: dict[str, Any]) -> None:
+        self.G.load_state_dict(s["models"]["G"])
+        self.D.load_state_dict(s["models"]["D"])
+        self.opt_g.load_state_dict(s["optim"]["G"])
+        self.opt_d.load_state_dict(s["optim"]["D"])
+        self.sched_g.load_state_dict(s["sched"]["G"])
+        self.sched_d.load_state_dict(s["sched"]["D"])
+        if self.ema is not None:
+            if "G_ema" in s["models"]:
+                self.ema.load_state_dict({"model": s["models"]["G_ema"],
+                                          "num_updates": s["ema"]["num_updates"]})
+            else:
+                self.ema.copy_from(self.G)
+        self.stream.load_state_dict(s["data"])
+        self.fixed_noise = s["fixed_noise"]
+        self.best = dict(s.get("best") or {})
+        self.elapsed = float(s.get("elapsed", 0.0))
+        for h in self.hooks:
+            if h.name in s.get("hooks", {}):
+                h.load_state_dict(s["hooks"][h.name])
+        set_rng_state(s["rng"])
+        self.step = int(s["step"])
+
+    def save(self, name: str = ckpt_io.LAST) -> Path:
+        path = ckpt_io.save_checkpoint(self.state_dict(),
+                                       ckpt_io.checkpoint_dir(self.run_dir) / name)
+        log.debug("saved %s", path)
+        return path
+
+    # --------------------------------------------------------------- training
+    def d_step(self) -> dict[str, torch.Tensor]:
+        """One D update on a real batch and a fresh fake batch."""
+        real, _ = self.stream.next_batch()
+        z = torch.randn(self.batch_size, self.spec.z_dim, device=self.device)
+        with torch.no_grad():
+            fake = self.G(z)
+        # separate calls, as the SNGAN code does: BatchNorm in D then normalizes real and
+        # fake batches with their own statistics
+        d_real, d_fake = self.D(real), self.D(fake)
+        loss = self.loss.d_loss(d_real, d_fake)
+        penalty = self.loss.penalty(self.D, real, fake)
+        if penalty is not None:
+            loss = loss + penalty
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"loss/d": loss.detach(), "d/real": d_real.detach().mean(),
+                "d/fake": d_fake.detach().mean()}
+
+    def g_step(self) -> dict[str, torch.Tensor]:
+        """One G update on a fresh latent batch."""
+        z = torch.randn(self.g_batch_size, self.spec.z_dim, device=self.device)
+        loss = self.loss.g_loss(self.D(self.G(z)))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return {"loss/g": loss.detach()}
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """``n_dis`` D updates, one G update, schedulers and EMA: one generator step."""
+        self.G.train()
+        self.D.train()
+        for _ in range(self.n_dis):
+            out = self.d_step()
+        out.update(self.g_step())
+        self.sched_g.step()
+        self.sched_d.step()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.G, self.step)
+        return out
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to sample from: the EMA copy when kept, else G."""
+        return self.ema.shadow if self.ema is not None else self.G
+
+    def train(self) -> dict[str, float]:
+        """Run to ``steps`` G updates; return the last logged values."""
+        from tqdm.auto import tqdm
+
+        from gansn.training.tensorboard import RunWriter
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        file_log = _attach_file_log(self.run_dir / "train.log")
+        writer = RunWriter(self.run_dir, purge_step=self.step or None)
+        self.metrics.truncate_after(self.step)
+        write_status(self.run_dir, status="running", step=self.step, error=None,
+                     wall_time_s=self.elapsed)
+        if self.step == 0:
+            writer.config(self.cfg, self.spec)
+        log.info("run dir %s; training %s G=%s D=%s for %d steps on %s", self.run_dir,
+                 self.spec.arch, self.spec.g_norm["name"], self.spec.d_norm["name"],
+                 self.steps, self.device)
+        cfg = self.cfg
+        log_every = int(cfg.get("log_every", 0))
+        pbar = tqdm(total=self.steps, initial=self.step, desc="train", dynamic_ncols=True,
+                    mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=True)
+        sums: dict[str, torch.Tensor] = {}
+        n_sum, t_window, status, error = 0, time.perf_counter(), "completed", None
+        try:
+            with _stop_on_signals(self):
+                while self.step < self.steps and self._stop_signal is None:
+                    t0 = time.perf_counter()
+                    out = self.train_step()
+                    self.elapsed += time.perf_counter() - t0
+                    _check_finite(out, self.step)
+                    for k, v in out.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    n_sum += 1
+                    pbar.update(1)
+                    if log_every and self.step % log_every == 0:
+                        now = time.perf_counter()
+                        values = {k: float(v) / n_sum for k, v in sums.items()}
+                        values["lr/g"] = self.opt_g.param_groups[0]["lr"]
+                        values["lr/d"] = self.opt_d.param_groups[0]["lr"]
+                        values["time/step_ms"] = 1000 * (now - t_window) / n_sum
+                        values["time/images_per_s"] = (self.batch_size * self.n_dis * n_sum
+                                                       / (now - t_window))
+                        self._emit(writer, values)
+                        pbar.set_postfix({"d": f"{values['loss/d']:.3f}",
+                                          "g": f"{values['loss/g']:.3f}",
+                                          "img/s": f"{values['time/images_per_s']:.0f}"})
+                        sums, n_sum, t_window = {}, 0, time.perf_counter()
+                    self._periodic(writer, final=False)
+        except NonFiniteLossError as err:
+            status, error = "failed", str(err)
+        except BaseException as err:
+            write_status(self.run_dir, status="failed", step=self.step, error=repr(err),
+                         wall_time_s=self.elapsed)
+            raise
+        finally:
+            pbar.close()
+        try:
+            if status == "failed":
+                log.error("%s", error)
+                write_status(self.run_dir, status="failed", step=self.step, error=error,
+                             wall_time_s=self.elapsed)
+                raise NonFiniteLossError(error)
+            if self._stop_signal is not None:
+                status = "interrupted"
+                self.save()
+                log.warning("stopped by %s at step %d; checkpoint saved to %s; resume with "
+                            "resume=%s", self._stop_signal, self.step,
+                            ckpt_io.checkpoint_dir(self.run_dir) / ckpt_io.LAST, self.run_dir)
+            else:
+                self._periodic(writer, final=True)
+                writer.hparams(self.cfg, self.spec, self._last_values)
+            write_status(self.run_dir, status=status, step=self.step, error=None,
+                         wall_time_s=self.elapsed)
+            return dict(self._last_values)
+        finally:
+            writer.close()
+            logging.getLogger().removeHandler(file_log)
+            file_log.close()
+
+    # ------------------------------------------------------------ periodic work
+    def _periodic(self, writer: Any, final: bool) -> None:
+        def due(every: int) -> bool:
+            return final or (every > 0 and self.step % every == 0)
+
+        cfg = self.cfg
+        for hook in self.hooks:
+            if due(hook.every):
+                with self._isolated():
+                    values = hook(self, self.step)
+                self._emit(writer, values)
+                self._track_best(values)
+        if due(int(cfg.get("sample_every", 0))):
+            self.write_samples(writer, final)
+        if due(int(cfg.get("ckpt_every", 0))):
+            self.save()
+        keep = int(cfg.get("keep_every", 0))
+        if keep and self.step % keep == 0:
+            self.save(f"step_{self.step:06d}.pt")
+
+    def _emit(self, writer: Any, values: dict[str, float]) -> None:
+        if not values:
+            return
+        writer.scalars(values, self.step)
+        self.metrics.append(self.step, self.elapsed, values)
+        self._last_values.update({k: v for k, v in values.items() if isinstance(v, float)})
+
+    def _track_best(self, values: dict[str, float]) -> None:
+        metrics_cfg = self.cfg.get("metrics") or {}
+        tag = metrics_cfg.get("best")
+        if not tag or tag not in values:
+            return
+        higher = bool(metrics_cfg.get("best_higher", False))
+        v = float(values[tag])
+        old = self.best.get("value")
+        if math.isfinite(v) and (old is None or (v > old if higher else v < old)):
+            self.best = {"tag": tag, "value": v, "step": self.step}
+            self.save(ckpt_io.BEST)
+            log.info("new best %s = %.4f at step %d", tag, v, self.step)
+
+    @contextmanager
+    def _isolated(self):
+        """Run measurement code without touching training state: RNG forked, modes and
+        buffers (BN running stats, SN u/v) restored."""
+        buffers = {m: [b.detach().clone() for b in m.buffers()] for m in (self.G, self.D)}
+        modes = {m: m.training for m in (self.G, self.D)}
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            try:
+                yield
+            finally:
+                with torch.no_grad():
+                    for m, saved in buffers.items():
+                        for b, s in zip(m.buffers(), saved):
+                            b.copy_(s)
+                        m.train(modes[m])
+
+    @torch.no_grad()
+    def write_samples(self, writer: Any, final: bool = False) -> Path:
+        from gansn.sampling import save_image, to_grid
+
+        G = self.sampler
+        was_training = G.training
+        G.eval()
+        x = G(self.fixed_noise.to(self.device)).float().cpu()
+        G.train(was_training)
+        grid = to_grid(x, self.grid_nrow, centers=getattr(self.dataset, "centers", None))
+        writer.image("samples/fixed", grid, self.step)
+        name = "final.png" if final else f"step_{self.step:06d}.png"
+        return save_image(grid, self.run_dir / "samples" / name)
+
+
+def _check_finite(out: dict[str, torch.Tensor], step: int) -> None:
+    for k, v in out.items():
+        if not torch.isfinite(v).all():
+            raise NonFiniteLossError(
+                f"{k} is {float(v)} at G step {step}; training stopped. The last good "
+                "checkpoint is kept (checkpoints/last.pt); lower the learning rate or try "
+                "another normalization/loss"
+            )
+
+
+@contextmanager
+def _stop_on_signals(trainer: Trainer):
+    """First SIGINT/SIGTERM: finish the current step, save, stop.  Second SIGINT: abort."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if trainer._stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer._stop_signal = name
+        log.warning("%s received: stopping after this step (Ctrl-C again to abort)", name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _attach_file_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
+    handler.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
+    return handler
+
