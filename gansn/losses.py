@@ -124,4 +124,4 @@ def build_loss(cfg: dict[str, Any] | str) -> GANLoss:
     try:
         return cls(**cfg)
     except TypeError as err:
-        raise ConfigError(f"loss {name!r}: {err}") from None
+        raise ConfigError(f"loss {name!r}: {err} (options given: {sorted(cfg)})") from None

@@ -215,7 +215,11 @@ def build_norm(cfg: dict[str, Any] | str | Norm) -> Norm:
         cfg = {"name": cfg}
     cfg = dict(cfg)
     name = cfg.pop("name")
-    norm = NORMS.build(name, **cfg)
+    cls = NORMS.get(name)
+    try:
+        norm = cls(**cfg)
+    except TypeError as err:  # an unknown option key: a config mistake, not a crash
+        raise ConfigError(f"normalization {name!r}: {err}") from None
     norm.name = name  # a user class registered under another name still reports it
     return norm
 
