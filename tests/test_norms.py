@@ -295,3 +295,16 @@ def test_feature_norms_do_not_touch_weights(name):
     layer = nn.Conv2d(2, 3, 3)
     assert build_norm(name).wrap(layer) is layer
     assert not hasattr(layer, "parametrizations")
+
+
+def test_group_norm_on_vectors_keeps_at_least_two_channels_per_group():
+    """One channel per group on (N, C) maps every input to the bias: a dead layer."""
+    import torch
+
+    from gansn.nn.norms import build_norm
+
+    gn = build_norm({"name": "group", "num_groups": 32}).feature(8, spatial=False)
+    assert gn.num_groups == 4
+    x = torch.randn(5, 8, requires_grad=True)
+    gn(x).pow(2).sum().backward()
+    assert x.grad.abs().sum() > 0

@@ -194,13 +194,19 @@ class GroupNorm(Norm):
             raise ConfigError(f"group num_groups must be >= 1, got {num_groups}")
         self.num_groups, self.eps, self.affine = int(num_groups), float(eps), bool(affine)
 
-    def groups_for(self, num_channels: int) -> int:
+    def groups_for(self, num_channels: int, spatial: bool = True) -> int:
+        """Largest divisor of ``num_channels`` not above ``num_groups``.
+
+        On ``(N, C)`` vectors a group of one channel holds a single value, which group norm
+        maps to its bias whatever the input (zero gradient); there groups keep >= 2 channels.
+        """
+        min_size = 1 if spatial else min(2, num_channels)
         return max(g for g in range(1, min(self.num_groups, num_channels) + 1)
-                   if num_channels % g == 0)
+                   if num_channels % g == 0 and num_channels // g >= min_size)
 
     def feature(self, num_channels: int, spatial: bool = True) -> nn.Module:
         # GroupNorm accepts (N, C) and (N, C, H, W) alike
-        return nn.GroupNorm(self.groups_for(num_channels), num_channels, eps=self.eps,
+        return nn.GroupNorm(self.groups_for(num_channels, spatial), num_channels, eps=self.eps,
                             affine=self.affine)
 
     def _options(self) -> dict[str, Any]:

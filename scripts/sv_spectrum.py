@@ -1,0 +1,40 @@
+"""Singular value spectra of D's layers for one or more checkpoints (SNGAN paper, fig. 2).
+
+    python scripts/sv_spectrum.py runs/sn/ckpt.pt=SN runs/wn/ckpt.pt=WN --out sv.png
+
+Each argument is a checkpoint file or run directory, optionally ``=LABEL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from gansn.metrics.lipschitz import singular_value_spectra
+from gansn.metrics.lipschitz_plot import plot_singular_value_spectra
+
+log = logging.getLogger("sv_spectrum")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ckpts", nargs="+", help="checkpoint or run dir, optionally =LABEL")
+    parser.add_argument("--out", default="sv_spectrum.png", help="PNG to write")
+    parser.add_argument("--raw", action="store_true", help="plot sigma_i, not sigma_i/sigma_1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    from gansn.sampling import load_models
+
+    spectra = {}
+    for item in args.ckpts:
+        path, _, label = item.partition("=")
+        _, D, spec = load_models(path)
+        spectra[label or f"{path} (D {spec.d_norm.get('name')})"] = singular_value_spectra(
+            D, normalized=not args.raw)
+    plot_singular_value_spectra(spectra, args.out)
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
