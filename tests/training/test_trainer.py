@@ -212,3 +212,36 @@ def test_sigterm_saves_and_marks_interrupted(tiny_cfg, tmp_path):
     t.train()
     assert load_checkpoint(tmp_path)["step"] == 3
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "interrupted"
+
+
+def test_lipschitz_tracking_never_changes_the_trajectory(tiny_cfg, tmp_path):
+    """Measuring (SN u/v, BN stats, RNG all untouched) gives the same weights as not."""
+    cfg, ov = tiny_cfg("steps=4", "norm@g_norm=batch", "norm@d_norm=spectral")
+    plain = Trainer(cfg, tmp_path / "a", overrides=ov)
+    plain.train()
+    measured = Trainer(dict(cfg, lipschitz_every=2, lipschitz={"n_samples": 4, "n_iter": 2}),
+                       tmp_path / "b", overrides=ov)
+    measured.train()
+    _assert_same_state(plain.G.state_dict(), measured.G.state_dict())
+    _assert_same_state(plain.D.state_dict(), measured.D.state_dict())
+    rows = [r for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")
+            if "lipschitz/upper_operator" in r]
+    assert [r["step"] for r in rows] == [2, 4, 4]  # every 2 steps, and at the end
+    for r in rows:
+        assert r["lipschitz/lower"] <= r["lipschitz/upper_operator"]
+        assert abs(r["sigma/d/net0/matrix"] - 1) < 0.05  # spectral norm holds sigma near 1
+
+
+def test_lipschitz_state_resumes_exactly(tiny_cfg, tmp_path):
+    cfg, ov = tiny_cfg("steps=4", "lipschitz_every=2", "lipschitz.n_samples=4",
+                       "ckpt_every=2")
+    straight = Trainer(cfg, tmp_path / "a", overrides=ov)
+    straight.train()
+    first = Trainer(cfg, tmp_path / "b", overrides=ov)
+    _stop_after(first, 2)
+    first.train()
+    resumed = Trainer(cfg, tmp_path / "b", overrides=ov)
+    resumed.train()
+    last = lambda run: [r for r in read_jsonl(tmp_path / run / "metrics.jsonl")  # noqa: E731
+                        if "lipschitz/upper_operator" in r][-1]
+    assert last("a") == {**last("b"), "time": last("a")["time"]}
