@@ -83,9 +83,15 @@ class EvalHook(Hook):
         real = trainer.dataset
         if cfg.get("real_split", "train") != "train":
             real = build_dataset(trainer.cfg["dataset"], train=False)
+        features = cfg.get("features", "auto")
+        # `options` configure the main extractor (auto picks the classifier for images)
+        options = {features if features != "auto" else "classifier": dict(cfg.get("options")
+                                                                           or {})}
+        options.setdefault("inception", {})
+        options["inception"].update(weights=cfg.get("inception_weights"),
+                                    download=bool(cfg.get("download", False)))
         self.evaluator = Evaluator(
-            list(cfg["list"]), real, features=cfg.get("features", "auto"),
-            feature_options=cfg.get("feature_options") or None,
+            list(cfg["list"]), real, features=features, feature_options=options,
             num_real=cfg.get("num_real"), num_fake=int(cfg.get("num_fake", 2000)),
             batch_size=int(cfg.get("batch_size", 100)), device=trainer.device,
             cache_dir=cfg.get("cache_dir"), seed=int(trainer.cfg["seed"]), progress=False)

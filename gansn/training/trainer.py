@@ -200,6 +200,7 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self._stop_signal: str | None = None
         self._last_values: dict[str, float] = {}
+        self._ran_at: dict[str, int] = {}  # periodic job -> step it last ran at
         if resume_state is not None:
             self._load_state(resume_state)
             log.info("resuming from %s at step %d", resume_state["path"], self.step)
@@ -372,14 +373,9 @@ class Trainer:
                         sums[k] = sums.get(k, 0.0) + v
                     n_sum += 1
                     pbar.update(1)
-                    if log_every and self.step % log_every == 0:
-                        now = time.perf_counter()
-                        values = {k: float(v) / n_sum for k, v in sums.items()}
-                        values["lr/g"] = self.opt_g.param_groups[0]["lr"]
-                        values["lr/d"] = self.opt_d.param_groups[0]["lr"]
-                        values["time/step_ms"] = 1000 * (now - t_window) / n_sum
-                        values["time/images_per_s"] = (self.batch_size * self.n_dis * n_sum
-                                                       / (now - t_window))
+                    last = self.step == self.steps or self._stop_signal is not None
+                    if (log_every and self.step % log_every == 0) or last:
+                        values = self._window(sums, n_sum, time.perf_counter() - t_window)
                         self._emit(writer, values)
                         pbar.set_postfix({"d": f"{values['loss/d']:.3f}",
                                           "g": f"{values['loss/g']:.3f}",
@@ -417,21 +413,36 @@ class Trainer:
             logging.getLogger().removeHandler(file_log)
             file_log.close()
 
+    def _window(self, sums: dict[str, torch.Tensor], n: int, seconds: float) -> dict[str, float]:
+        """Means over the last ``n`` steps, learning rates and speed."""
+        values = {k: float(v) / n for k, v in sums.items()}
+        values["lr/g"] = self.opt_g.param_groups[0]["lr"]
+        values["lr/d"] = self.opt_d.param_groups[0]["lr"]
+        values["time/step_ms"] = 1000 * seconds / n
+        values["time/images_per_s"] = self.batch_size * self.n_dis * n / seconds
+        return values
+
     # ------------------------------------------------------------ periodic work
     def _periodic(self, writer: Any, final: bool) -> None:
-        def due(every: int) -> bool:
-            return final or (every > 0 and self.step % every == 0)
+        def due(key: str, every: int) -> bool:
+            # at the end everything runs once more, unless it just ran at this very step
+            if final and self._ran_at.get(key) == self.step:
+                return False
+            if final or (every > 0 and self.step % every == 0):
+                self._ran_at[key] = self.step
+                return True
+            return False
 
         cfg = self.cfg
         for hook in self.hooks:
-            if due(hook.every):
+            if due(hook.name, hook.every):
                 with self._isolated():
                     values = hook(self, self.step)
                 self._emit(writer, values)
                 self._track_best(values)
-        if due(int(cfg.get("sample_every", 0))):
+        if due("samples", int(cfg.get("sample_every", 0))) or final:
             self.write_samples(writer, final)
-        if due(int(cfg.get("ckpt_every", 0))):
+        if due("ckpt", int(cfg.get("ckpt_every", 0))):
             self.save()
         keep = int(cfg.get("keep_every", 0))
         if keep and self.step % keep == 0:
@@ -449,7 +460,9 @@ class Trainer:
         tag = metrics_cfg.get("best")
         if not tag or tag not in values:
             return
-        higher = bool(metrics_cfg.get("best_higher", False))
+        from gansn.report.aggregate import direction
+
+        higher = direction(tag) == "max"
         v = float(values[tag])
         old = self.best.get("value")
         if math.isfinite(v) and (old is None or (v > old if higher else v < old)):

@@ -1,0 +1,108 @@
+"""``gansn-eval``: metrics between a reference and samples, printed and written as JSON.
+
+    gansn-eval real=fashion_mnist fake=runs/quickstart metrics=[fid,kid,prdc,class_modes]
+    gansn-eval real=real_images/ fake=samples.npz metrics=[fid,kid] features=inception
+    gansn-eval real=cifar10_stats.npz fake=runs/x/checkpoints/best.pt metrics=[fid] \
+        features=inception inception_weights=~/pt_inception-2015-12-05-6726825d.pth
+
+real: a dataset name (its conf/dataset/<name>.yaml defaults; ``real_split`` picks the
+split), an image folder, a ``.npz`` of samples, or a pytorch-fid ``mu``/``sigma`` ``.npz``.
+fake: a checkpoint or run dir (samples from its EMA G unless ``ema=false``), an image folder
+or a ``.npz`` of samples (``gansn-sample npz=...`` writes one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from gansn.cli.args import parse, run_cli
+from gansn.errors import ConfigError
+
+log = logging.getLogger("gansn.eval")
+
+USAGE = __doc__
+DEFAULTS: dict[str, Any] = {
+    "real": "???",  # dataset name | image folder | .npz samples | .npz mu/sigma
+    "fake": "???",  # checkpoint | run dir | image folder | .npz samples
+    "metrics": ["fid", "kid", "prdc"],  # metric names (gansn.metrics.METRICS)
+    "features": "auto",  # inception | classifier | raw | auto
+    "num_real": 10000,  # real samples (null: all)
+    "num_fake": 10000,  # fake samples
+    "real_split": "test",  # dataset split for a dataset name: train | test
+    "batch_size": 100,  # samples per batch
+    "device": "cpu",  # cpu | cuda
+    "seed": 0,  # seeds the sampling of fake latents and of subsets
+    "ema": True,  # sample the EMA generator of a checkpoint when saved
+    "inception_weights": None,  # pytorch-fid .pth or TorchScript .pt FID Inception weights
+    "download": False,  # allow torch.hub to download pytorch-fid's Inception weights
+    "cache_dir": "~/.cache/gansn",  # trained classifiers and reference statistics
+    "dataset": {},  # extra dataset options for a dataset name, e.g. {img_size: 32}
+    "out": None,  # JSON file for results + protocol (default: print only)
+}
+
+
+def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> Any:
+    path = Path(str(spec)).expanduser()
+    if path.exists():
+        return str(path)
+    from gansn.config import compose, to_plain
+    from gansn.data import DATASETS, build_dataset
+
+    if spec not in DATASETS:
+        raise ConfigError(f"real={spec}: no such file or folder, and not a dataset name "
+                          f"({', '.join(DATASETS.names())})")
+    cfg = {**to_plain(compose([f"dataset={spec}"]))["dataset"], **extra}
+    if "split" in cfg and "split" not in extra:
+        cfg["split"] = None  # let train= pick the dataset's own train/test split name
+    return build_dataset(cfg, train=split == "train")
+
+
+def resolve_fake(spec: str, ema: bool, device: str) -> Any:
+    path = Path(str(spec)).expanduser()
+    if path.is_file() and path.suffix == ".npz":
+        return str(path)
+    if path.is_dir() and not (path / "checkpoints").is_dir():
+        return str(path)  # an image folder
+    from gansn.sampling import load_generator
+
+    G, _ = load_generator(path, ema=ema)
+    return G.to(device)
+
+
+def main_args(argv: list[str]) -> dict[str, Any]:
+    from gansn.metrics.core import evaluate
+
+    a = parse(argv, DEFAULTS, USAGE)
+    metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
+    real = resolve_real(a["real"], a["real_split"], dict(a["dataset"] or {}))
+    fake = resolve_fake(a["fake"], bool(a["ema"]), a["device"])
+    feature_options = {"inception": {"weights": a["inception_weights"],
+                                     "download": bool(a["download"])}}
+    results, protocol = evaluate(
+        metrics, real, fake, features=a["features"], feature_options=feature_options,
+        num_real=a["num_real"], num_fake=int(a["num_fake"]), batch_size=int(a["batch_size"]),
+        device=a["device"], cache_dir=a["cache_dir"], seed=int(a["seed"]))
+    width = max(len(k) for k in results) if results else 0
+    print(f"{'metric':<{width}}  value")
+    for k, v in results.items():
+        print(f"{k:<{width}}  {v:.6g}")
+    print(f"(N real {protocol.get('num_real')}, N fake {protocol.get('num_fake')}, features "
+          f"{protocol.get('features')})")
+    record = {"results": results, "protocol": protocol, "real": str(a["real"]),
+              "fake": str(a["fake"])}
+    if a["out"]:
+        Path(a["out"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(a["out"]).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        log.info("wrote %s", a["out"])
+    return record
+
+
+def main() -> None:
+    run_cli(main_args)
+
+
+if __name__ == "__main__":
+    main()
