@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -31,7 +32,11 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
     plain = to_plain(cfg)
     trainer = Trainer(plain, run_dir, overrides=overrides, resume=plain.get("resume"))
     _write_hydra_files(cfg, run_dir, overrides)
-    return trainer.train()
+    final = trainer.train()
+    if trainer.stopped_by is not None:
+        # the run saved itself; exiting (rather than returning) also stops a -m sweep
+        sys.exit(128 + signal.Signals[trainer.stopped_by].value)
+    return final
 
 
 def _write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:

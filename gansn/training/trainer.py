@@ -198,7 +198,7 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.elapsed = 0.0  # training seconds, carried across resumes
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        self._stop_signal: str | None = None
+        self.stopped_by: str | None = None  # "SIGINT"/"SIGTERM" once a stop was requested
         self._last_values: dict[str, float] = {}
         self._ran_at: dict[str, int] = {}  # periodic job -> step it last ran at
         if resume_state is not None:
@@ -364,7 +364,7 @@ class Trainer:
         n_sum, t_window, status, error = 0, time.perf_counter(), "completed", None
         try:
             with _stop_on_signals(self):
-                while self.step < self.steps and self._stop_signal is None:
+                while self.step < self.steps and self.stopped_by is None:
                     t0 = time.perf_counter()
                     out = self.train_step()
                     self.elapsed += time.perf_counter() - t0
@@ -373,7 +373,7 @@ class Trainer:
                         sums[k] = sums.get(k, 0.0) + v
                     n_sum += 1
                     pbar.update(1)
-                    last = self.step == self.steps or self._stop_signal is not None
+                    last = self.step == self.steps or self.stopped_by is not None
                     if (log_every and self.step % log_every == 0) or last:
                         values = self._window(sums, n_sum, time.perf_counter() - t_window)
                         self._emit(writer, values)
@@ -396,11 +396,11 @@ class Trainer:
                 write_status(self.run_dir, status="failed", step=self.step, error=error,
                              wall_time_s=self.elapsed)
                 raise NonFiniteLossError(error)
-            if self._stop_signal is not None:
+            if self.stopped_by is not None:
                 status = "interrupted"
                 self.save()
                 log.warning("stopped by %s at step %d; checkpoint saved to %s; resume with "
-                            "resume=%s", self._stop_signal, self.step,
+                            "resume=%s", self.stopped_by, self.step,
                             ckpt_io.checkpoint_dir(self.run_dir) / ckpt_io.LAST, self.run_dir)
             else:
                 self._periodic(writer, final=True)
@@ -523,9 +523,9 @@ def _stop_on_signals(trainer: Trainer):
 
     def handler(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
-        if trainer._stop_signal is not None and signum == signal.SIGINT:
+        if trainer.stopped_by is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        trainer._stop_signal = name
+        trainer.stopped_by = name
         log.warning("%s received: stopping after this step (Ctrl-C again to abort)", name)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

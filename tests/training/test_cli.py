@@ -99,3 +99,24 @@ def test_sample_without_checkpoint_is_a_clear_error(tmp_path):
     proc = run("-m", "gansn.cli.sample", f"ckpt={tmp_path}", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "no checkpoint at" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigterm_stops_a_sweep_after_saving(tmp_path):
+    """SIGTERM ends the whole -m sweep (not just the current job), with last.pt saved."""
+    import signal
+    import time
+
+    sweep = tmp_path / "sweep"
+    env = dict(os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gansn.train", "-m", *TINY, "steps=100000", "log_every=1",
+         "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (sweep / "0" / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert (sweep / "0" / "checkpoints" / "last.pt").is_file()
+    assert not (sweep / "1").exists()  # the second job never started

@@ -24,7 +24,7 @@ def _stop_after(trainer: Trainer, k: int) -> None:
     def step():
         out = real_step()
         if trainer.step == k:
-            trainer._stop_signal = "SIGINT"
+            trainer.stopped_by = "SIGINT"
         return out
 
     trainer.train_step = step
