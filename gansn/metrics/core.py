@@ -1,0 +1,436 @@
+"""The ``METRICS`` registry and the evaluation driver the trainer and ``gansn-eval`` call.
+
+A metric is a function ``fn(ctx: EvalContext, **options) -> dict[str, float]`` registered in
+``METRICS``; its keys are TensorBoard tags (``metrics/fid``, ``modes/covered``, ...).  It asks
+the context for what it needs (features, statistics, labels of the real or fake samples),
+and the context computes each (source, extractor) pair once per evaluation::
+
+    @METRICS.register("my_metric")
+    def my_metric(ctx, k: int = 3) -> dict[str, float]:
+        real, fake = ctx.features("real"), ctx.features("fake")
+        return {"metrics/my_metric": float(...)}
+
+Entry points: :func:`evaluate` (one shot) and :class:`Evaluator` (keeps the feature
+extractor and the real features between calls — what a trainer evaluating every k steps
+wants).  Both return ``(results, protocol)``; the protocol records sample counts, the
+feature extractor and its preprocessing, the sources and the seed, because FID and friends
+are meaningless without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gansn.errors import ConfigError
+from gansn.metrics.features import FeatureExtractor, build_extractor
+from gansn.metrics.fid import (
+    StreamingStats,
+    fid_infinity,
+    frechet_distance,
+    kid,
+    load_stats,
+    save_stats,
+)
+from gansn.metrics.modes import class_modes, mixture_modes, ndb, stacked_modes
+from gansn.metrics.prdc import density_coverage, precision_recall
+from gansn.metrics.sources import DatasetSource, Source, StatsSource, as_source
+from gansn.registry import Registry
+
+log = logging.getLogger(__name__)
+
+METRICS: Registry[Any] = Registry("metric")
+
+# extractors whose features depend only on fixed weights, so real statistics may be cached
+_CACHEABLE = ("raw", "inception")
+
+
+def _sample_shape(src: Source) -> tuple[int, ...] | None:
+    """Shape of one sample of a source, without drawing from a generator."""
+    if isinstance(src, DatasetSource):
+        shape = getattr(src.dataset, "shape", None)
+        if shape is None:
+            item = src.dataset[0]
+            shape = tuple(torch.as_tensor(item[0] if isinstance(item, tuple | list) else item)
+                          .shape)
+        return tuple(shape)
+    x = getattr(src, "x", None)
+    if x is not None:
+        return tuple(x.shape[1:])
+    if hasattr(src, "files"):
+        return (3, 0, 0)  # an image folder
+    return None
+
+
+class EvalContext:
+    """Lazily computed, memoized features / statistics of the real and fake sources."""
+
+    def __init__(self, real: Source, fake: Source, *, features: str, feature_options: Mapping[
+                 str, Mapping[str, Any]], num_real: int | None, num_fake: int | None,
+                 batch_size: int, device: str | torch.device, cache_dir: Path | None, seed: int,
+                 keep_features: bool, progress: bool,
+                 extractors: dict[str, FeatureExtractor] | None = None,
+                 real_memo: dict[Any, Any] | None = None) -> None:
+        self.real, self.fake = real, fake
+        self.default_features = features
+        self.feature_options = {k: dict(v) for k, v in feature_options.items()}
+        self.num = {"real": num_real, "fake": num_fake}
+        self.batch_size, self.device, self.cache_dir = batch_size, device, cache_dir
+        self.seed, self.keep_features, self.progress = seed, keep_features, progress
+        self.extractors = {} if extractors is None else extractors
+        self._real_memo = {} if real_memo is None else real_memo
+        self._outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self._stats: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.counts: dict[str, int] = {}
+        self.notes: dict[str, Any] = {}
+
+    # --- what metrics ask for -----------------------------------------------------------------
+    @property
+    def real_dataset(self) -> Any:
+        """The real Dataset (with .num_classes, .centers, .std, .stacked...) or None."""
+        return self.real.dataset if isinstance(self.real, DatasetSource) else None
+
+    @property
+    def is_points(self) -> bool:
+        shape = _sample_shape(self.real) or _sample_shape(self.fake)
+        return shape is not None and len(shape) == 1
+
+    def extractor(self, name: str | None = None) -> FeatureExtractor:
+        name = name or self.default_features
+        if name not in self.extractors:
+            self.extractors[name] = build_extractor(
+                name, self.feature_options.get(name), device=self.device,
+                cache_dir=None if self.cache_dir is None else str(self.cache_dir),
+                seed=self.seed, dataset=self.real_dataset, progress=self.progress)
+        return self.extractors[name]
+
+    def outputs(self, which: str, name: str | None = None) -> dict[str, np.ndarray]:
+        """All extractor outputs for every sample: {"features": (N, d), ["labels": ...]}."""
+        name = name or self.default_features
+        key = (which, name)
+        if key not in self._outputs:
+            self._extract(which, name, keep=True)
+        return self._outputs[key]
+
+    def features(self, which: str, name: str | None = None) -> np.ndarray:
+        """(N, d) float32 features of the real or fake samples."""
+        return self.outputs(which, name)["features"]
+
+    def stats(self, which: str, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(mu (d,), sigma (d, d)) in float64; real statistics may come from a file/cache."""
+        name = name or self.default_features
+        key = (which, name)
+        if key in self._stats:
+            return self._stats[key]
+        src = self.real if which == "real" else self.fake
+        if isinstance(src, StatsSource):
+            self.counts.setdefault(which, src.n)
+            self._stats[key] = (src.mu, src.sigma)
+            return self._stats[key]
+        cache = self._stats_cache_path(which, name)
+        if cache is not None and cache.is_file() and not self.keep_features:
+            self._stats[key] = load_stats(cache)
+            with np.load(cache) as f:
+                self.counts[which] = int(f["n"]) if "n" in f else src.count(self.num[which])
+            self.notes["real_stats_cache"] = str(cache)
+            log.info("real statistics from cache %s", cache)
+            return self._stats[key]
+        self._extract(which, name, keep=self.keep_features)
+        if cache is not None and not cache.is_file():
+            save_stats(cache, *self._stats[key], n=self.counts[which])
+            self.notes["real_stats_cache"] = str(cache)
+        return self._stats[key]
+
+    # --- machinery ----------------------------------------------------------------------------
+    def _stats_cache_path(self, which: str, name: str) -> Path | None:
+        src = self.real if which == "real" else self.fake
+        if which != "real" or self.cache_dir is None or src.cache_key is None \
+                or name not in _CACHEABLE:
+            return None
+        n = src.count(self.num["real"])
+        seed = "" if n == src.length else f"-seed{self.seed}"
+        tag = self.extractor(name).cache_tag
+        return self.cache_dir / "stats" / f"{src.cache_key}-n{n}{seed}-{tag}.npz"
+
+    def _extract(self, which: str, name: str, keep: bool) -> None:
+        from tqdm.auto import tqdm
+
+        memo_key = (name, self.num["real"], self.seed)
+        memo = self._real_memo.get(memo_key) if which == "real" else None
+        if memo is not None and (memo[1] is not None or not keep):
+            self.counts["real"], outputs, stats = memo
+            if outputs is not None:
+                self._outputs[(which, name)] = outputs
+            self._stats[(which, name)] = stats
+            return
+        src = self.real if which == "real" else self.fake
+        n = src.count(self.num[which])
+        ext = self.extractor(name)
+        acc, chunks = StreamingStats(), {}
+        bar = tqdm(total=n, desc=f"{name} features of {which} samples", unit="img",
+                   disable=not self.progress, leave=False)
+        # the fake stream gets its own seed so a generator's z never mirrors the real subset
+        seed = self.seed if which == "real" else self.seed + 1
+        for x in src.batches(n, self.batch_size, seed):
+            out = {k: v.detach().cpu() for k, v in ext(x).items()}
+            acc.update(out["features"].double().numpy())
+            if keep:
+                for k, v in out.items():
+                    chunks.setdefault(k, []).append(
+                        v.float().numpy() if v.is_floating_point() else v.numpy())
+            bar.update(len(x))
+        bar.close()
+        self.counts[which] = acc.n
+        if acc.n < n:
+            raise ConfigError(f"{which} source gave {acc.n} samples, {n} requested")
+        outputs = {k: np.concatenate(v) for k, v in chunks.items()} if keep else None
+        if outputs is not None:
+            self._outputs[(which, name)] = outputs
+        self._stats[(which, name)] = acc.stats()
+        if which == "real":
+            self._real_memo[memo_key] = (acc.n, outputs, self._stats[(which, name)])
+
+
+def _parse(metric: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(metric, str):
+        return metric, {}
+    opts = dict(metric)
+    if "name" not in opts:
+        raise ConfigError(f"metric entry {opts} has no 'name'")
+    return opts.pop("name"), opts
+
+
+def _auto_features(real: Source) -> str:
+    shape = _sample_shape(real)
+    if shape is not None and len(shape) == 1:
+        return "raw"
+    ds = real.dataset if isinstance(real, DatasetSource) else None
+    return "classifier" if getattr(ds, "num_classes", None) else "inception"
+
+
+# metrics that need only streaming statistics; any other one keeps all features in memory
+_STATS_ONLY = {"fid"}
+
+
+class Evaluator:
+    """Evaluates fake sources against a fixed real source, reusing work between calls.
+
+    Arguments as :func:`evaluate` minus ``fake``.  The feature extractors (Inception weights,
+    the classifier) and the real features/statistics are computed on the first call only.
+    """
+
+    def __init__(self, metrics: Sequence[str | Mapping[str, Any]], real: Any, *,
+                 features: str = "auto", feature_options: Mapping[str, Any] | None = None,
+                 num_real: int | None = 2000, num_fake: int = 2000, batch_size: int = 100,
+                 device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
+                 seed: int = 0, progress: bool = True) -> None:
+        self.metrics = [_parse(m) for m in metrics]
+        for name, _ in self.metrics:
+            METRICS.get(name)  # unknown names fail now, with the list of valid ones
+        self.real = as_source(real)
+        self.features = _auto_features(self.real) if features == "auto" else features
+        opts = dict(feature_options or {})
+        # a flat dict configures the default extractor; {extractor: {...}} configures several
+        if opts and not all(isinstance(v, Mapping) for v in opts.values()):
+            opts = {self.features: opts}
+        self.feature_options = opts
+        self.num_real, self.num_fake = num_real, num_fake
+        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
+        self.progress = progress
+        self._extractors: dict[str, FeatureExtractor] = {}
+        self._real_memo: dict[Any, Any] = {}
+
+    def __call__(self, fake: Any) -> tuple[dict[str, float], dict[str, Any]]:
+        start = time.perf_counter()
+        keep = any(name not in _STATS_ONLY for name, _ in self.metrics)
+        ctx = EvalContext(
+            self.real, as_source(fake), features=self.features,
+            feature_options=self.feature_options, num_real=self.num_real,
+            num_fake=self.num_fake, batch_size=self.batch_size, device=self.device,
+            cache_dir=self.cache_dir, seed=self.seed, keep_features=keep,
+            progress=self.progress, extractors=self._extractors, real_memo=self._real_memo)
+        results: dict[str, float] = {}
+        for name, opts in self.metrics:
+            feats = opts.get("features")
+            out = METRICS.get(name)(ctx, **opts)
+            if feats and feats != self.features:
+                # the same metric on another feature space must not overwrite the default one
+                out = {f"{k}_{feats}": v for k, v in out.items()}
+            results.update({k: float(v) for k, v in out.items()})
+        protocol = {
+            "num_real": ctx.counts.get("real"),
+            "num_fake": ctx.counts.get("fake"),
+            "features": self.features,
+            "extractors": {k: e.describe() for k, e in ctx.extractors.items()},
+            "real": self.real.describe(),
+            "fake": ctx.fake.describe(),
+            "metrics": [{"name": n, **o} for n, o in self.metrics],
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "seconds": round(time.perf_counter() - start, 3),
+            **ctx.notes,
+        }
+        return results, protocol
+
+
+def evaluate(metrics: Sequence[str | Mapping[str, Any]], real: Any, fake: Any, *,
+             features: str = "auto", feature_options: Mapping[str, Any] | None = None,
+             num_real: int | None = 2000, num_fake: int = 2000, batch_size: int = 100,
+             device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
+             seed: int = 0, progress: bool = True) -> tuple[dict[str, float], dict[str, Any]]:
+    """Compute ``metrics`` of ``fake`` against ``real`` -> (results, protocol).
+
+    metrics: names or ``{"name": ..., **options}`` dicts (an option ``features`` runs that
+        metric on another extractor; its tags then get the suffix ``_<extractor>``).
+    real, fake: anything :func:`~gansn.metrics.sources.as_source` accepts — a Dataset, a
+        generator module / ``sample(n)`` callable, an image folder, a ``.npz`` of samples,
+        an array; ``real`` may also be a pytorch-fid ``mu``/``sigma`` ``.npz`` (FID only).
+    features: extractor name in ``FEATURES``, or "auto" (raw for points; classifier for a
+        labelled image dataset; inception otherwise).
+    feature_options: options of the default extractor, or ``{extractor: {options}}``.
+    num_real: real samples to use (None = all); num_fake: fake samples to draw.
+    cache_dir: where trained classifiers and real statistics are cached (None = nowhere).
+    """
+    return Evaluator(metrics, real, features=features, feature_options=feature_options,
+                     num_real=num_real, num_fake=num_fake, batch_size=batch_size, device=device,
+                     cache_dir=cache_dir, seed=seed, progress=progress)(fake)
+
+
+# tags where a larger value is better; every other tag (fid, kid, kl, ndb, ...) is minimized
+HIGHER_IS_BETTER = frozenset({
+    "metrics/precision", "metrics/recall", "metrics/density", "metrics/coverage",
+    "modes/covered", "modes/covered_frac", "modes/high_quality", "modes/class_coverage",
+    "modes/stacked_covered",
+})
+
+
+def metric_mode(tag: str) -> str:
+    """"max" or "min": how ``best`` compares values of ``tag`` (a ``_<extractor>`` suffix ok)."""
+    base = tag
+    for name in ("_raw", "_classifier", "_inception"):
+        base = base.removesuffix(name)
+    return "max" if base in HIGHER_IS_BETTER else "min"
+
+
+def from_config(cfg: Mapping[str, Any], real: Any, *, test_dataset: Any = None,
+                device: str | torch.device = "cpu", seed: int = 0,
+                progress: bool = True) -> Evaluator:
+    """Build an :class:`Evaluator` from a ``conf/metrics`` node.
+
+    real: the real Dataset (or any source); test_dataset: the held-out split, used only to
+    measure the classifier's accuracy.  ``inception_weights`` and ``download`` go to the
+    inception extractor, ``options`` to the default one.
+    """
+    cfg = dict(cfg)
+    src = as_source(real)
+    features = cfg.get("features", "auto")
+    resolved = _auto_features(src) if features == "auto" else features
+    options: dict[str, dict[str, Any]] = {
+        "inception": {"weights": cfg.get("inception_weights"),
+                      "download": bool(cfg.get("download", False))},
+        "classifier": {"test_dataset": test_dataset},
+    }
+    options.setdefault(resolved, {}).update(dict(cfg.get("options") or {}))
+    metrics = [m if isinstance(m, str) else dict(m) for m in cfg.get("list") or []]
+    return Evaluator(metrics, src, features=resolved, feature_options=options,
+                     num_real=cfg.get("num_real"), num_fake=int(cfg.get("num_fake", 2000)),
+                     batch_size=int(cfg.get("batch_size", 100)), device=device,
+                     cache_dir=cfg.get("cache_dir"), seed=seed, progress=progress)
+
+
+# --- the registered metrics ------------------------------------------------------------------
+
+@METRICS.register("fid")
+def fid_metric(ctx: EvalContext, features: str | None = None) -> dict[str, float]:
+    """Fréchet distance of the feature statistics -> ``metrics/fid``."""
+    return {"metrics/fid": frechet_distance(*ctx.stats("real", features),
+                                            *ctx.stats("fake", features))}
+
+
+@METRICS.register("fid_inf")
+def fid_inf_metric(ctx: EvalContext, features: str | None = None, num_points: int = 15,
+                   min_n: int | None = None) -> dict[str, float]:
+    """FID∞ (Chong & Forsyth 2020) -> ``metrics/fid_inf``; needs num_fake ≫ d to be stable."""
+    value, info = fid_infinity(ctx.stats("real", features), ctx.features("fake", features),
+                               num_points=num_points, min_n=min_n, seed=ctx.seed)
+    ctx.notes["fid_inf_points"] = info
+    return {"metrics/fid_inf": value}
+
+
+@METRICS.register("kid")
+def kid_metric(ctx: EvalContext, features: str | None = None, num_subsets: int = 100,
+               subset_size: int = 1000) -> dict[str, float]:
+    """KID mean/std over subsets -> ``metrics/kid``, ``metrics/kid_std``."""
+    mean, std = kid(ctx.features("real", features), ctx.features("fake", features),
+                    num_subsets=num_subsets, subset_size=subset_size, seed=ctx.seed)
+    return {"metrics/kid": mean, "metrics/kid_std": std}
+
+
+@METRICS.register("prdc")
+def prdc_metric(ctx: EvalContext, features: str | None = None, k_pr: int = 3,
+                k_dc: int = 5) -> dict[str, float]:
+    """Precision, recall (k_pr), density, coverage (k_dc) -> ``metrics/<name>``."""
+    real, fake = ctx.features("real", features), ctx.features("fake", features)
+    out = {**precision_recall(real, fake, k_pr), **density_coverage(real, fake, k_dc)}
+    return {f"metrics/{k}": v for k, v in out.items()}
+
+
+@METRICS.register("pr")
+def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict[str, float]:
+    """Precision and recall only -> ``metrics/precision``, ``metrics/recall``."""
+    out = precision_recall(ctx.features("real", features), ctx.features("fake", features), k)
+    return {f"metrics/{k_}": v for k_, v in out.items()}
+
+
+@METRICS.register("mixture_modes")
+def mixture_modes_metric(ctx: EvalContext, centers: Any = None, std: float | None = None,
+                         threshold: float = 3.0, convention: str = "veegan",
+                         min_count: int | None = None) -> dict[str, float]:
+    """2-D mixture modes -> ``modes/covered``, ``modes/covered_frac``, ``modes/high_quality``,
+    ``modes/kl``; centers/std default to the real dataset's ``.centers`` / ``.std``."""
+    ds = ctx.real_dataset
+    centers = getattr(ds, "centers", None) if centers is None else centers
+    std = getattr(ds, "std", None) if std is None else std
+    if centers is None or std is None:
+        log.warning("mixture_modes skipped: the real dataset has no .centers/.std")
+        return {}
+    out = mixture_modes(ctx.features("fake", "raw"), np.asarray(centers), float(std),
+                        threshold=threshold, convention=convention, min_count=min_count)
+    return {f"modes/{k}": v for k, v in out.items()}
+
+
+@METRICS.register("class_modes")
+def class_modes_metric(ctx: EvalContext, min_count: int = 1) -> dict[str, float]:
+    """Classifier modes of the fake samples -> ``modes/class_coverage``, ``modes/class_kl``;
+    for a stacked dataset also ``modes/stacked_covered`` (of 1000) and ``modes/stacked_kl``."""
+    ds = ctx.real_dataset
+    if ctx.is_points or not getattr(ds, "num_classes", None):
+        log.warning("class_modes skipped: needs a labelled image dataset as the real source")
+        return {}
+    ext = ctx.extractor("classifier")
+    labels = ctx.outputs("fake", "classifier")["labels"]
+    k = ext.num_classes
+    if labels.ndim == 2:
+        out = class_modes(labels.reshape(-1), k, min_count=min_count)
+        out.update(stacked_modes(labels, k, min_count=min_count))
+    else:
+        out = class_modes(labels, k, min_count=min_count)
+    return {f"modes/{k_}": v for k_, v in out.items()}
+
+
+@METRICS.register("ndb")
+def ndb_metric(ctx: EvalContext, features: str | None = None, num_bins: int = 50,
+               alpha: float = 0.05, max_real: int | None = 10_000,
+               whiten: bool = True) -> dict[str, float]:
+    """NDB on k-means bins of the real features -> ``modes/ndb``, ``modes/ndb_frac``,
+    ``modes/ndb_js``."""
+    out = ndb(ctx.features("real", features), ctx.features("fake", features),
+              num_bins=num_bins, alpha=alpha, max_real=max_real, whiten=whiten, seed=ctx.seed)
+    return {f"modes/{k}": v for k, v in out.items()}
