@@ -59,7 +59,7 @@ def define_missing_schemas() -> bool:
 
     if patched or all(torch._C._dispatch_has_kernel(f"torchvision::{op}") for op in _SCHEMAS):
         return False
-    _library = torch.library.Library("torchvision", "DEF")  # noqa: TOR901 - held globally
+    _library = torch.library.Library("torchvision", "DEF")
     for schema in _SCHEMAS.values():
         _library.define(schema)
     patched = True

@@ -68,8 +68,9 @@ class NonSaturatingLoss(GANLoss):
         return F.softplus(-d_fake).mean()
 
 
-def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     target: float = 1.0) -> torch.Tensor:
+def gradient_penalty(
+    D: nn.Module, real: torch.Tensor, fake: torch.Tensor, target: float = 1.0
+) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x D(x_hat)||_2 - target)^2].
 
     x_hat = eps * real + (1 - eps) * fake with eps ~ U(0, 1) per sample; real, fake: (N, ...).
@@ -105,7 +106,10 @@ class WassersteinLoss(GANLoss):
 
 @LOSSES.register("lsgan")
 class LeastSquaresLoss(GANLoss):
-    """Least-squares GAN (Mao et al. 2017), 0-1 coding: D ½(D(x)-1)² + ½D(G(z))², G ½(D(G(z))-1)²."""
+    """Least-squares GAN (Mao et al. 2017), 0-1 coding.
+
+    D minimises ½(D(x)-1)² + ½D(G(z))², G minimises ½(D(G(z))-1)².
+    """
 
     name = "lsgan"
 

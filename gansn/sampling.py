@@ -1,9 +1,9 @@
 """Generators from checkpoints, without Hydra or the original run dir; sample grids.
 
-    from gansn.sampling import load_generator, sample, save_grid
-    G, spec = load_generator("outputs/2026-11-25/10-00-00")      # EMA G when saved
-    x = sample(G, 64, seed=0)                                     # (64, C, H, W) in [-1, 1]
-    save_grid(x, "grid.png", nrow=8)
+from gansn.sampling import load_generator, sample, save_grid
+G, spec = load_generator("outputs/2026-11-25/10-00-00")      # EMA G when saved
+x = sample(G, 64, seed=0)                                     # (64, C, H, W) in [-1, 1]
+save_grid(x, "grid.png", nrow=8)
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from gansn.training.checkpoint import load_checkpoint
 log = logging.getLogger(__name__)
 
 
-def load_models(path: str | Path, *, ema: bool = False, map_location: str = "cpu"
-                ) -> tuple[nn.Module, nn.Module, ModelSpec]:
+def load_models(
+    path: str | Path, *, ema: bool = False, map_location: str = "cpu"
+) -> tuple[nn.Module, nn.Module, ModelSpec]:
     """Rebuild ``(G, D, spec)`` from a checkpoint file or run dir, both in eval mode.
 
     With ``ema=True`` G is the EMA generator (falls back to the raw G with a warning when the
@@ -37,8 +38,9 @@ def load_models(path: str | Path, *, ema: bool = False, map_location: str = "cpu
     return G.eval(), D.eval(), spec
 
 
-def load_generator(path: str | Path, *, ema: bool = True, map_location: str = "cpu"
-                   ) -> tuple[nn.Module, ModelSpec]:
+def load_generator(
+    path: str | Path, *, ema: bool = True, map_location: str = "cpu"
+) -> tuple[nn.Module, ModelSpec]:
     """Rebuild G (EMA by default) from a checkpoint file or run dir, in eval mode."""
     ckpt = load_checkpoint(path, map_location)
     spec = ModelSpec.from_dict(ckpt["spec"])
@@ -55,8 +57,15 @@ def _generator_state(ckpt: dict[str, Any], ema: bool) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def sample(G: nn.Module, n: int, *, seed: int = 0, batch_size: int = 256,
-           z: torch.Tensor | None = None, device: str | torch.device | None = None) -> torch.Tensor:
+def sample(
+    G: nn.Module,
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    z: torch.Tensor | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
     """``n`` samples on the CPU: (n, *G.shape), images in [-1, 1].
 
     Latents come from a private ``torch.Generator`` seeded with ``seed`` (the global RNG is
@@ -65,8 +74,9 @@ def sample(G: nn.Module, n: int, *, seed: int = 0, batch_size: int = 256,
     device = device or next(G.parameters()).device
     if z is None:
         z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
-    return torch.cat([G(z[i:i + batch_size].to(device)).float().cpu()
-                      for i in range(0, len(z), batch_size)])
+    return torch.cat(
+        [G(z[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
+    )
 
 
 def interpolation_latents(rows: int, cols: int, z_dim: int, *, seed: int = 0) -> torch.Tensor:
@@ -95,13 +105,16 @@ def to_grid(x: torch.Tensor, nrow: int = 8, *, centers: np.ndarray | None = None
     from gansn._torchvision_compat import import_torchvision
 
     tv = import_torchvision()
-    grid = tv.utils.make_grid((x.float().clamp(-1, 1) + 1) / 2, nrow=nrow, padding=2,
-                              pad_value=1.0)
+    grid = tv.utils.make_grid((x.float().clamp(-1, 1) + 1) / 2, nrow=nrow, padding=2, pad_value=1.0)
     return grid if grid.shape[0] == 3 else grid.expand(3, -1, -1)
 
 
-def render_points(points: torch.Tensor, centers: np.ndarray | None = None, size: int = 256,
-                  extent: float | None = None) -> torch.Tensor:
+def render_points(
+    points: torch.Tensor,
+    centers: np.ndarray | None = None,
+    size: int = 256,
+    extent: float | None = None,
+) -> torch.Tensor:
     """(N, 2) points -> (3, size, size) log-density image, true modes marked red.
 
     Needs no plotting library, so TensorBoard gets a picture of a toy run every few steps.
@@ -110,8 +123,9 @@ def render_points(points: torch.Tensor, centers: np.ndarray | None = None, size:
     if extent is None:
         ref = centers if centers is not None and len(centers) else pts
         extent = float(np.abs(ref).max()) * 1.5 + 0.1
-    hist, _, _ = np.histogram2d(pts[:, 1], pts[:, 0], bins=size,
-                                range=[[-extent, extent], [-extent, extent]])
+    hist, _, _ = np.histogram2d(
+        pts[:, 1], pts[:, 0], bins=size, range=[[-extent, extent], [-extent, extent]]
+    )
     img = np.log1p(hist[::-1])  # y axis up
     img = img / max(img.max(), 1e-8)
     rgb = np.stack([1 - img] * 3)  # dark where samples are dense
@@ -119,8 +133,8 @@ def render_points(points: torch.Tensor, centers: np.ndarray | None = None, size:
         for cx, cy in np.asarray(centers):
             c = int((cx + extent) / (2 * extent) * (size - 1))
             r = int((extent - cy) / (2 * extent) * (size - 1))
-            rgb[0, max(r - 2, 0):r + 3, max(c - 2, 0):c + 3] = 1.0
-            rgb[1:, max(r - 2, 0):r + 3, max(c - 2, 0):c + 3] = 0.0
+            rgb[0, max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] = 1.0
+            rgb[1:, max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] = 0.0
     return torch.from_numpy(rgb.astype(np.float32))
 
 

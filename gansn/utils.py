@@ -53,19 +53,31 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _numpy_state_to_plain(s: tuple) -> dict[str, Any]:
-    return {"keys": torch.from_numpy(s[1].astype(np.int64)), "pos": int(s[2]),
-            "has_gauss": int(s[3]), "cached_gaussian": float(s[4])}
+    return {
+        "keys": torch.from_numpy(s[1].astype(np.int64)),
+        "pos": int(s[2]),
+        "has_gauss": int(s[3]),
+        "cached_gaussian": float(s[4]),
+    }
 
 
 def _plain_to_numpy_state(d: dict[str, Any]) -> tuple:
-    return ("MT19937", d["keys"].numpy().astype(np.uint32), d["pos"], d["has_gauss"],
-            d["cached_gaussian"])
+    return (
+        "MT19937",
+        d["keys"].numpy().astype(np.uint32),
+        d["pos"],
+        d["has_gauss"],
+        d["cached_gaussian"],
+    )
 
 
 def _python_state_to_plain(s: tuple) -> dict[str, Any]:
     version, internal, gauss = s
-    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
-            "gauss": gauss}
+    return {
+        "version": version,
+        "internal": torch.tensor(internal, dtype=torch.int64),
+        "gauss": gauss,
+    }
 
 
 def _plain_to_python_state(d: dict[str, Any]) -> tuple:

@@ -54,8 +54,9 @@ def bench_frechet(d: int, n: int, repeats: int) -> None:
     mu2, s2 = random_stats(rng, d, n)
     routes = {
         "gansn auto (Cholesky; eigh if singular)": lambda: frechet_distance(mu1, s1, mu2, s2),
-        "gansn eigh (sqrt(S1) S2 sqrt(S1))": lambda: frechet_distance(mu1, s1, mu2, s2,
-                                                                      method="eigh"),
+        "gansn eigh (sqrt(S1) S2 sqrt(S1))": lambda: frechet_distance(
+            mu1, s1, mu2, s2, method="eigh"
+        ),
         "scipy.linalg.sqrtm (pytorch-fid)": lambda: fid_sqrtm(mu1, s1, mu2, s2),
     }
     samples: dict[str, list[float]] = {name: [] for name in routes}
@@ -70,8 +71,14 @@ def bench_frechet(d: int, n: int, repeats: int) -> None:
     ref = "scipy.linalg.sqrtm (pytorch-fid)"
     print(f"## Fréchet distance, d={d}, covariances from N={n} samples (best of {repeats})")
     for name in routes:
-        extra = "" if name == ref else (f"  {times[ref] / times[name]:5.1f}x faster, "
-                                        f"|ΔFID| = {abs(values[name] - values[ref]):.2e}")
+        extra = (
+            ""
+            if name == ref
+            else (
+                f"  {times[ref] / times[name]:5.1f}x faster, "
+                f"|ΔFID| = {abs(values[name] - values[ref]):.2e}"
+            )
+        )
         print(f"{name:42s}: {times[name]:7.3f} s  FID = {values[name]:.6f}{extra}")
 
 
@@ -83,15 +90,17 @@ def bench_inception(images: int, batch: int) -> None:
     ext(x[:2])  # warm-up: first-call allocations and kernel selection
     t = time.perf_counter()
     for i in range(0, images, batch):
-        ext(x[i:i + batch])
+        ext(x[i : i + batch])
     dt = time.perf_counter() - t
     bs = min(batch, images)
     t = time.perf_counter()
     ext(x[:bs])
     best = bs / (time.perf_counter() - t)
     print(f"## Inception features ({ext.info['format']} weights, 32x32 RGB -> bilinear 299)")
-    print(f"{images} images, batch {batch}, torch threads {torch.get_num_threads()}: "
-          f"{dt:.1f} s = {images / dt:.2f} images/s (one more batch alone: {best:.2f} images/s)")
+    print(
+        f"{images} images, batch {batch}, torch threads {torch.get_num_threads()}: "
+        f"{dt:.1f} s = {images / dt:.2f} images/s (one more batch alone: {best:.2f} images/s)"
+    )
 
 
 def bench_memory(d: int, sizes: list[int], batch: int) -> None:
@@ -107,8 +116,10 @@ def bench_memory(d: int, sizes: list[int], batch: int) -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         stored = n * d * 8
-        print(f"N={n:6d}: peak {peak / 2**20:7.1f} MiB  "
-              f"(keeping all float64 features would need {stored / 2**20:7.1f} MiB)")
+        print(
+            f"N={n:6d}: peak {peak / 2**20:7.1f} MiB  "
+            f"(keeping all float64 features would need {stored / 2**20:7.1f} MiB)"
+        )
 
 
 def main() -> None:
@@ -121,11 +132,13 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# gansn.metrics benchmarks: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"numpy {np.__version__}, "
-          f"scipy {scipy.__version__}, torch {torch.__version__}")
+    print(
+        f"# gansn.metrics benchmarks: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+        f"numpy {np.__version__}, "
+        f"scipy {scipy.__version__}, torch {torch.__version__}"
+    )
     bench_frechet(2048, 4096, args.repeats)
     if not args.skip_inception:
         bench_inception(args.images, args.batch)

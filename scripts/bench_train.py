@@ -32,7 +32,7 @@ def plain_loop(trainer: Trainer, steps: int) -> float:
     for i in range(steps):
         G.train()
         D.train()
-        real, _ = data.get_batch(perm[(i * bs) % (len(data) - bs):][:bs])
+        real, _ = data.get_batch(perm[(i * bs) % (len(data) - bs) :][:bs])
         with torch.no_grad():
             fake = G(torch.randn(bs, z_dim))
         loss_d = F.relu(1 - D(real)).mean() + F.relu(1 + D(fake)).mean()
@@ -61,18 +61,32 @@ def main() -> None:
     ap.add_argument("--lipschitz", type=int, default=0, help="lipschitz_every for gansn")
     ap.add_argument("--norms", default="none,spectral")
     args = ap.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-          f"torch threads, torch {torch.__version__}, python {platform.python_version()}")
-    print(f"DCGAN width {args.width}, Fashion-MNIST 32x32, batch 64, n_dis 1, hinge, Adam; "
-          f"{args.steps} steps x {args.repeats} alternating blocks; lipschitz_every="
-          f"{args.lipschitz}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"torch threads, torch {torch.__version__}, python {platform.python_version()}"
+    )
+    print(
+        f"DCGAN width {args.width}, Fashion-MNIST 32x32, batch 64, n_dis 1, hinge, Adam; "
+        f"{args.steps} steps x {args.repeats} alternating blocks; lipschitz_every="
+        f"{args.lipschitz}"
+    )
     print(f"{'D norm':<10} {'plain ms/step':>14} {'gansn ms/step':>14} {'ratio':>7}")
     for norm in args.norms.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = to_plain(compose([
-                "experiment=quickstart", f"norm@d_norm={norm}", f"model.width={args.width}",
-                "steps=1", "sample_every=0", "ckpt_every=0", "ema.enabled=false",
-                f"lipschitz_every={args.lipschitz}"]))
+            cfg = to_plain(
+                compose(
+                    [
+                        "experiment=quickstart",
+                        f"norm@d_norm={norm}",
+                        f"model.width={args.width}",
+                        "steps=1",
+                        "sample_every=0",
+                        "ckpt_every=0",
+                        "ema.enabled=false",
+                        f"lipschitz_every={args.lipschitz}",
+                    ]
+                )
+            )
             trainer = Trainer(cfg, tmp)
             trainer.train()  # warm-up: first-call allocations, TensorBoard writer
             plain_loop(trainer, 3)

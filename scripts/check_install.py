@@ -6,8 +6,9 @@ from pathlib import Path
 import torch
 
 pins = dict(
-    line.split("==") for line in (Path(__file__).parent.parent / "constraints.txt").read_text()
-    .splitlines() if "==" in line and not line.startswith("#")
+    line.split("==")
+    for line in (Path(__file__).parent.parent / "constraints.txt").read_text().splitlines()
+    if "==" in line and not line.startswith("#")
 )
 if torch.__version__.split("+")[0] != pins["torch"]:
     sys.exit(f"torch {torch.__version__} is installed, but constraints.txt pins {pins['torch']}")

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         path, _, label = item.partition("=")
         _, D, spec = load_models(path)
         spectra[label or f"{path} (D {spec.d_norm.get('name')})"] = singular_value_spectra(
-            D, normalized=not args.raw)
+            D, normalized=not args.raw
+        )
     plot_singular_value_spectra(spectra, args.out)
     log.info("wrote %s", args.out)
 

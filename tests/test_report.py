@@ -103,14 +103,28 @@ def _checkpoint(path: Path, norm: str, seed: int) -> None:
     from gansn.nn.archs import ModelSpec, build_models
 
     torch.manual_seed(seed)
-    spec = ModelSpec(arch="mlp", shape=(2,), z_dim=2, g_norm={"name": "none"},
-                     d_norm={"name": norm}, options={"hidden": 16, "depth": 2})
+    spec = ModelSpec(
+        arch="mlp",
+        shape=(2,),
+        z_dim=2,
+        g_norm={"name": "none"},
+        d_norm={"name": norm},
+        options={"hidden": 16, "depth": 2},
+    )
     G, D = build_models(spec)
     D(torch.randn(4, 2))  # one training-mode forward so SN's u/v are the real ones
     path.parent.mkdir(parents=True)
-    torch.save({"format": 1, "spec": spec.to_dict(),
-                "models": {"G": G.state_dict(), "D": D.state_dict()},
-                "fixed_noise": torch.randn(4, 2), "config": {}, "step": 20}, path)
+    torch.save(
+        {
+            "format": 1,
+            "spec": spec.to_dict(),
+            "models": {"G": G.state_dict(), "D": D.state_dict()},
+            "fixed_noise": torch.randn(4, 2),
+            "config": {},
+            "step": 20,
+        },
+        path,
+    )
 
 
 def make_sweep(root: Path) -> Path:
@@ -118,40 +132,74 @@ def make_sweep(root: Path) -> Path:
 
     sweep = root / "multirun"
     sweep.mkdir()
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": [
-        "norm@d_norm=spectral,none", "seed=0,1,2", "experiment=norm_study_toy"]}}}))
+    (sweep / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "hydra": {
+                    "overrides": {
+                        "task": [
+                            "norm@d_norm=spectral,none",
+                            "seed=0,1,2",
+                            "experiment=norm_study_toy",
+                        ]
+                    }
+                }
+            }
+        )
+    )
     for job, (norm, seed, kind, fid) in enumerate(JOBS):
         d = sweep / str(job)
         (d / ".hydra").mkdir(parents=True)
         cfg = _config(norm, seed, job)
         (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-        (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(
-            [f"norm@d_norm={norm}", f"seed={seed}", "experiment=norm_study_toy"]))
+        (d / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"norm@d_norm={norm}", f"seed={seed}", "experiment=norm_study_toy"])
+        )
         (d / ".hydra" / "hydra.yaml").write_text("hydra: {}\n")
         if kind == "crashed":
-            (d / "status.json").write_text(json.dumps(
-                {"status": "failed", "step": 0, "error": "RuntimeError: boom",
-                 "wall_time_s": 0.5}))
+            (d / "status.json").write_text(
+                json.dumps(
+                    {
+                        "status": "failed",
+                        "step": 0,
+                        "error": "RuntimeError: boom",
+                        "wall_time_s": 0.5,
+                    }
+                )
+            )
             continue
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
         lines = []
         for step in (10, 20):
             lines.append({"step": step, "time": step * 0.1, "loss/d": 1.0, "loss/g": 0.7})
-            lines.append({"step": step, "time": step * 0.1 + 0.01,
-                          "metrics/fid": fid + (10.0 if step == 10 else 0.0),
-                          "metrics/precision": PRECISION[norm],
-                          "modes/covered": 8.0, "modes/kl": 0.1 * seed,
-                          "protocol": {"n_real": 100, "n_fake": 100, "features": "toy"}})
-            lines.append({"step": step, "time": step * 0.1 + 0.02,
-                          "lipschitz/upper_operator": 1.0 if norm == "spectral" else 50.0,
-                          "lipschitz/grad_real_max": 0.3, "lipschitz/fd_ratio": 0.5})
+            lines.append(
+                {
+                    "step": step,
+                    "time": step * 0.1 + 0.01,
+                    "metrics/fid": fid + (10.0 if step == 10 else 0.0),
+                    "metrics/precision": PRECISION[norm],
+                    "modes/covered": 8.0,
+                    "modes/kl": 0.1 * seed,
+                    "protocol": {"n_real": 100, "n_fake": 100, "features": "toy"},
+                }
+            )
+            lines.append(
+                {
+                    "step": step,
+                    "time": step * 0.1 + 0.02,
+                    "lipschitz/upper_operator": 1.0 if norm == "spectral" else 50.0,
+                    "lipschitz/grad_real_max": 0.3,
+                    "lipschitz/fd_ratio": 0.5,
+                }
+            )
         text = "\n".join(json.dumps(x) for x in lines) + "\n"
         if kind == "truncated":
             text += '{"step": 30, "metrics/fid": 1'  # the crash-mid-write case
         (d / "metrics.jsonl").write_text(text)
         if kind != "no_status":
-            (d / "status.json").write_text(json.dumps(
-                {"status": "completed", "step": 20, "error": None, "wall_time_s": 2.0}))
+            (d / "status.json").write_text(
+                json.dumps({"status": "completed", "step": 20, "error": None, "wall_time_s": 2.0})
+            )
         (d / "samples").mkdir()
         color = (200, 30, 30) if norm == "spectral" else (30, 30, 200)
         Image.new("RGB", (8, 8), color).save(d / "samples" / "final.png")
@@ -193,9 +241,10 @@ def test_report_files_and_figures(built):
     for name in ("report.md", "report.html", "summary.json"):
         assert (out / name).is_file()
     figs = summary["settings"][0]["figures"]
-    assert set(figs) == {f"fig_s1_{k}.png" for k in
-                         ("metrics_fid", "modes_covered", "lipschitz", "spectra", "points",
-                          "samples")}
+    assert set(figs) == {
+        f"fig_s1_{k}.png"
+        for k in ("metrics_fid", "modes_covered", "lipschitz", "spectra", "points", "samples")
+    }
     for f in figs:
         assert (out / f).stat().st_size > 1000
     assert summary["missing_figures"] == []
@@ -242,12 +291,23 @@ def test_failed_runs_are_listed(built):
 
 def test_two_settings_and_joint_g_norm(tmp_path):
     sweep = tmp_path / "s"
-    for i, (g, d, lr) in enumerate([("batch", "spectral", 1e-4), ("none", "batch", 1e-4),
-                                     ("batch", "spectral", 1e-3), ("none", "batch", 1e-3)]):
+    for i, (g, d, lr) in enumerate(
+        [
+            ("batch", "spectral", 1e-4),
+            ("none", "batch", 1e-4),
+            ("batch", "spectral", 1e-3),
+            ("none", "batch", 1e-3),
+        ]
+    ):
         run = sweep / str(i)
         run.mkdir(parents=True)
-        cfg = {**BASE, "g_norm": {"name": g}, "d_norm": {"name": d}, "seed": 0,
-               "optim": {"g": {"lr": lr}}}
+        cfg = {
+            **BASE,
+            "g_norm": {"name": g},
+            "d_norm": {"name": d},
+            "seed": 0,
+            "optim": {"g": {"lr": lr}},
+        }
         (run / "config.yaml").write_text(yaml.safe_dump(cfg))
         (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "metrics/fid": i}) + "\n")
         (run / "status.json").write_text(json.dumps({"status": "completed", "step": 1}))
@@ -280,9 +340,22 @@ def test_cli_main(sweep, tmp_path, capsys):
 def test_cli_subprocess(sweep, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "sub"
-    res = subprocess.run([sys.executable, "-m", "gansn.cli.report", str(sweep), "--out",
-                          str(out), "--no-checkpoints", "--embed-images", "-q"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gansn.cli.report",
+            str(sweep),
+            "--out",
+            str(out),
+            "--no-checkpoints",
+            "--embed-images",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
@@ -292,13 +365,23 @@ def test_cli_subprocess(sweep, tmp_path):
 
 def test_setting_label_hides_keys_fixed_by_the_setting_name(tmp_path):
     sweep = tmp_path / "s"
-    grid = [("A", 1e-4, 1, "spectral"), ("A", 1e-4, 1, "none"),
-            ("D", 1e-3, 5, "spectral"), ("D", 1e-3, 5, "none")]
+    grid = [
+        ("A", 1e-4, 1, "spectral"),
+        ("A", 1e-4, 1, "none"),
+        ("D", 1e-3, 5, "spectral"),
+        ("D", 1e-3, 5, "none"),
+    ]
     for i, (setting, lr, n_dis, d) in enumerate(grid):
         run = sweep / str(i)
         run.mkdir(parents=True)
-        cfg = {**BASE, "setting": setting, "n_dis": n_dis, "optim": {"g": {"lr": lr}},
-               "d_norm": {"name": d}, "seed": 0}
+        cfg = {
+            **BASE,
+            "setting": setting,
+            "n_dis": n_dis,
+            "optim": {"g": {"lr": lr}},
+            "d_norm": {"name": d},
+            "seed": 0,
+        }
         (run / "config.yaml").write_text(yaml.safe_dump(cfg))
         (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "metrics/fid": i}) + "\n")
         (run / "status.json").write_text(json.dumps({"status": "completed", "step": 1}))

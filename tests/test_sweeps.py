@@ -15,26 +15,49 @@ def _hydra_cfg(overrides: list[str]):
         return compose("train", overrides=overrides, return_hydra_config=True)
 
 
-@pytest.mark.parametrize("preset,n_jobs,axes", [
-    ("norm_study_toy", 30, {"dataset": {"ring8", "grid25"},
-                            "norm@d_norm": {"spectral", "batch", "layer", "weight", "none"},
-                            "seed": {"0", "1", "2"}}),
-    ("norm_study_fmnist", 28, {"setting": {"A", "F"}, "seed": {"0", "1"},
-                               "norm@d_norm": {"spectral", "batch", "instance", "layer",
-                                               "group", "weight", "none"}}),
-    ("norm_study_fmnist_quick", 14, {"setting": {"A", "F"}, "seed": {"0"}}),
-])
+@pytest.mark.parametrize(
+    "preset,n_jobs,axes",
+    [
+        (
+            "norm_study_toy",
+            30,
+            {
+                "dataset": {"ring8", "grid25"},
+                "norm@d_norm": {"spectral", "batch", "layer", "weight", "none"},
+                "seed": {"0", "1", "2"},
+            },
+        ),
+        (
+            "norm_study_fmnist",
+            28,
+            {
+                "setting": {"A", "F"},
+                "seed": {"0", "1"},
+                "norm@d_norm": {
+                    "spectral",
+                    "batch",
+                    "instance",
+                    "layer",
+                    "group",
+                    "weight",
+                    "none",
+                },
+            },
+        ),
+        ("norm_study_fmnist_quick", 14, {"setting": {"A", "F"}, "seed": {"0"}}),
+    ],
+)
 def test_study_grid(preset, n_jobs, axes):
     cfg = _hydra_cfg([f"experiment={preset}"])
-    params = {k: {v.strip() for v in str(p).split(",")}
-              for k, p in cfg.hydra.sweeper.params.items()}
+    params = {
+        k: {v.strip() for v in str(p).split(",")} for k, p in cfg.hydra.sweeper.params.items()
+    }
     for axis, values in axes.items():
         assert params[axis] == values
     assert len(list(itertools.product(*params.values()))) == n_jobs
     assert cfg.hydra.callbacks.report._target_ == "gansn.cli.callbacks.ReportOnMultirunEnd"
     # every job of the grid composes
-    for combo in itertools.product(*[[f"{k}={v}" for v in sorted(vs)]
-                                     for k, vs in params.items()]):
+    for combo in itertools.product(*[[f"{k}={v}" for v in sorted(vs)] for k, vs in params.items()]):
         _hydra_cfg([f"experiment={preset}", *combo])
 
 

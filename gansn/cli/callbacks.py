@@ -28,8 +28,12 @@ class ReportOnMultirunEnd(Callback):
         sweep = Path(config.hydra.sweep.dir)
         try:
             out = build_report(sweep, self.out, plots=self.plots)
-        except Exception as err:  # noqa: BLE001 - report problems must not fail the sweep
-            log.error("could not build the report for %s: %s; retry with gansn-report %s",
-                      sweep, err, sweep)
+        except Exception as err:
+            log.error(
+                "could not build the report for %s: %s; retry with gansn-report %s",
+                sweep,
+                err,
+                sweep,
+            )
             return
         log.info("report written to %s", out / "report.md")

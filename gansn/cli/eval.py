@@ -52,8 +52,10 @@ def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> Any:
     from gansn.data import DATASETS, build_dataset
 
     if spec not in DATASETS:
-        raise ConfigError(f"real={spec}: no such file or folder, and not a dataset name "
-                          f"({', '.join(DATASETS.names())})")
+        raise ConfigError(
+            f"real={spec}: no such file or folder, and not a dataset name "
+            f"({', '.join(DATASETS.names())})"
+        )
     cfg = {**to_plain(compose([f"dataset={spec}"]))["dataset"], **extra}
     if "split" in cfg and "split" not in extra:
         cfg["split"] = None  # let train= pick the dataset's own train/test split name
@@ -79,20 +81,36 @@ def main_args(argv: list[str]) -> dict[str, Any]:
     metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
     real = resolve_real(a["real"], a["real_split"], dict(a["dataset"] or {}))
     fake = resolve_fake(a["fake"], bool(a["ema"]), a["device"])
-    feature_options = {"inception": {"weights": a["inception_weights"],
-                                     "download": bool(a["download"])}}
+    feature_options = {
+        "inception": {"weights": a["inception_weights"], "download": bool(a["download"])}
+    }
     results, protocol = evaluate(
-        metrics, real, fake, features=a["features"], feature_options=feature_options,
-        num_real=a["num_real"], num_fake=int(a["num_fake"]), batch_size=int(a["batch_size"]),
-        device=a["device"], cache_dir=a["cache_dir"], seed=int(a["seed"]))
+        metrics,
+        real,
+        fake,
+        features=a["features"],
+        feature_options=feature_options,
+        num_real=a["num_real"],
+        num_fake=int(a["num_fake"]),
+        batch_size=int(a["batch_size"]),
+        device=a["device"],
+        cache_dir=a["cache_dir"],
+        seed=int(a["seed"]),
+    )
     width = max(len(k) for k in results) if results else 0
     print(f"{'metric':<{width}}  value")
     for k, v in results.items():
         print(f"{k:<{width}}  {v:.6g}")
-    print(f"(N real {protocol.get('num_real')}, N fake {protocol.get('num_fake')}, features "
-          f"{protocol.get('features')})")
-    record = {"results": results, "protocol": protocol, "real": str(a["real"]),
-              "fake": str(a["fake"])}
+    print(
+        f"(N real {protocol.get('num_real')}, N fake {protocol.get('num_fake')}, features "
+        f"{protocol.get('features')})"
+    )
+    record = {
+        "results": results,
+        "protocol": protocol,
+        "real": str(a["real"]),
+        "fake": str(a["fake"]),
+    }
     if a["out"]:
         Path(a["out"]).parent.mkdir(parents=True, exist_ok=True)
         Path(a["out"]).write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -20,8 +20,15 @@ USAGE = """usage: gansn-lipschitz ckpt=<checkpoint or run dir> [key=value ...]
   all=false    list every leaf module, not only weighted and normalization layers
   seed=0       seed of the latents"""
 
-DEFAULTS: dict[str, Any] = {"ckpt": "???", "n_iter": 200, "n": 64, "mode": "train",
-                            "g": False, "all": False, "seed": 0}
+DEFAULTS: dict[str, Any] = {
+    "ckpt": "???",
+    "n_iter": 200,
+    "n": 64,
+    "mode": "train",
+    "g": False,
+    "all": False,
+    "seed": 0,
+}
 
 
 def _load_models(path: str) -> tuple[Any, Any, Any]:
@@ -46,22 +53,31 @@ def report(opts: dict[str, Any]) -> str:
     if z is not None:
         with torch.no_grad():
             fake = G(z)
-    lines = [f"checkpoint: {opts['ckpt']}",
-             f"arch={spec.arch} shape={tuple(spec.shape)} width={spec.width} "
-             f"d_norm={spec.d_norm} g_norm={spec.g_norm}", ""]
+    lines = [
+        f"checkpoint: {opts['ckpt']}",
+        f"arch={spec.arch} shape={tuple(spec.shape)} width={spec.width} "
+        f"d_norm={spec.d_norm} g_norm={spec.g_norm}",
+        "",
+    ]
     todo = [("d", D, tuple(spec.shape), fake)]
     if opts["g"]:
         todo.append(("g", G, (spec.z_dim,), z))
     for prefix, model, shape, x in todo:
-        rows, values = lipschitz_report(model, shape, fake=x, n_iter=int(opts["n_iter"]),
-                                        bound_mode=opts["mode"], prefix=prefix)
-        lines += [f"== {prefix.upper()} (bound mode: {opts['mode']}) ==",
-                  format_table(rows, all_layers=bool(opts["all"])), ""]
+        rows, values = lipschitz_report(
+            model, shape, fake=x, n_iter=int(opts["n_iter"]), bound_mode=opts["mode"], prefix=prefix
+        )
+        lines += [
+            f"== {prefix.upper()} (bound mode: {opts['mode']}) ==",
+            format_table(rows, all_layers=bool(opts["all"])),
+            "",
+        ]
         lines += [f"{k:30s} {v:.6g}" for k, v in values.items() if k.startswith("lipschitz/")]
         lines.append("")
-    lines.append("upper_operator bounds the Lipschitz constant once the power iterations "
-                 "have converged; upper_matrix is not a bound for convs; grad_*/fd_ratio are "
-                 "lower bounds (eval-mode model, generated samples).")
+    lines.append(
+        "upper_operator bounds the Lipschitz constant once the power iterations "
+        "have converged; upper_matrix is not a bound for convs; grad_*/fd_ratio are "
+        "lower bounds (eval-mode model, generated samples)."
+    )
     return "\n".join(lines)
 
 

@@ -15,17 +15,24 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gansn-report",
         description="Aggregate a normalization-study sweep (a Hydra multirun dir) into "
-                    "report.md, report.html, summary.json and figures.",
+        "report.md, report.html, summary.json and figures.",
     )
     p.add_argument("sweep_dir", help="the multirun dir (or any dir holding run dirs)")
     p.add_argument("--out", default=None, help="report folder (default: <sweep_dir>/report)")
     p.add_argument("--title", default=None, help="report title")
-    p.add_argument("--no-plots", action="store_true",
-                   help="tables only; no figures (works without matplotlib)")
-    p.add_argument("--no-checkpoints", action="store_true",
-                   help="skip figures that load checkpoints (spectra, toy points)")
-    p.add_argument("--embed-images", action="store_true",
-                   help="inline the PNGs into report.html (one self-contained file)")
+    p.add_argument(
+        "--no-plots", action="store_true", help="tables only; no figures (works without matplotlib)"
+    )
+    p.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="skip figures that load checkpoints (spectra, toy points)",
+    )
+    p.add_argument(
+        "--embed-images",
+        action="store_true",
+        help="inline the PNGs into report.html (one self-contained file)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     return p
 
@@ -33,15 +40,21 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status (0 ok, 2 usage or input error)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     from gansn.report import ReportDependencyError, build_report
 
     try:
-        out = build_report(args.sweep_dir, args.out, title=args.title,
-                           plots=not args.no_plots,
-                           checkpoint_figures=not args.no_checkpoints,
-                           embed_images=args.embed_images)
+        out = build_report(
+            args.sweep_dir,
+            args.out,
+            title=args.title,
+            plots=not args.no_plots,
+            checkpoint_figures=not args.no_checkpoints,
+            embed_images=args.embed_images,
+        )
     except (FileNotFoundError, ReportDependencyError) as err:
         print(f"gansn-report: error: {err}", file=sys.stderr)
         return 2

@@ -68,8 +68,9 @@ def main_args(argv: list[str]) -> None:
         if len(spec.shape) != 3:
             log.warning("interpolation grids are for image models; skipped")
         else:
-            z = interpolation_latents(int(a["rows"]), int(a["cols"]), spec.z_dim,
-                                      seed=int(a["seed"]))
+            z = interpolation_latents(
+                int(a["rows"]), int(a["cols"]), spec.z_dim, seed=int(a["seed"])
+            )
             x = sample(G, len(z), z=z, batch_size=int(a["batch_size"]))
             path = save_image(to_grid(x, int(a["cols"])), a["interp"])
             log.info("wrote %dx%d interpolation grid to %s", a["rows"], a["cols"], path)
@@ -82,7 +83,7 @@ def _centers(ckpt: str) -> np.ndarray | None:
 
     try:
         return build_dataset(load_checkpoint(ckpt)["config"]["dataset"]).centers
-    except Exception:  # noqa: BLE001 - the picture is still useful without the modes
+    except Exception:
         return None
 
 

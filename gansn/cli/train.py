@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -27,7 +28,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
         # the run's own overrides first, today's on top: `resume=... steps=5000` extends it
         today = [o for o in overrides if not o.startswith("resume=")]
         overrides = list(saved.get("overrides", [])) + today
-        cfg = compose(overrides + [f"resume={ckpt_path}"])
+        cfg = compose([*overrides, f"resume={ckpt_path}"])
         run_dir = ckpt_path.parent.parent
     plain = to_plain(cfg)
     trainer = Trainer(plain, run_dir, overrides=overrides, resume=plain.get("resume"))
@@ -65,10 +66,8 @@ def _app(cfg: DictConfig) -> float | None:
 
 
 def _remove_if_empty(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.rmdir()  # Hydra creates the run dir before the app runs; leave no empty husk
-    except OSError:
-        pass
 
 
 def main() -> None:

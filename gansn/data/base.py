@@ -85,9 +85,7 @@ def build_dataset(cfg: Mapping[str, Any], train: bool = True) -> Dataset:
     name, options = split_kwargs(_plain(cfg))
     factory = DATASETS.get(name)
     valid = dataset_options(factory)
-    takes_any = any(
-        p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values()
-    )
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
     unknown = sorted(set(options) - set(valid))
     if unknown and not takes_any:
         raise ConfigError(

@@ -43,19 +43,27 @@ class SmallCNN(nn.Module):
     two CPU cores.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32,
-                 feature_dim: int = 128) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, width: int = 32, feature_dim: int = 128
+    ) -> None:
         super().__init__()
         w = width
 
         def block(cin: int, cout: int, k: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, k, stride=2, padding=k // 2, bias=False),
-                    nn.BatchNorm2d(cout), nn.ReLU()]
+            return [
+                nn.Conv2d(cin, cout, k, stride=2, padding=k // 2, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            ]
 
         self.body = nn.Sequential(
-            *block(in_channels, w, 5), *block(w, 2 * w, 3), *block(2 * w, 4 * w, 3),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            nn.Linear(16 * 4 * w, feature_dim), nn.ReLU(),
+            *block(in_channels, w, 5),
+            *block(w, 2 * w, 3),
+            *block(2 * w, 4 * w, 3),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(16 * 4 * w, feature_dim),
+            nn.ReLU(),
         )
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(feature_dim, num_classes)
@@ -73,15 +81,21 @@ def is_stacked(dataset: Any) -> bool:
         return True
     base = getattr(dataset, "base", None)
     shape = getattr(dataset, "shape", None)
-    return (base is not None and shape is not None and len(shape) == 3 and shape[0] > 1
-            and tuple(getattr(base, "shape", (0,)))[:1] == (1,))
+    return (
+        base is not None
+        and shape is not None
+        and len(shape) == 3
+        and shape[0] > 1
+        and tuple(getattr(base, "shape", (0,)))[:1] == (1,)
+    )
 
 
-def _batches(dataset: Any, indices: torch.Tensor, batch_size: int
-             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(
+    dataset: Any, indices: torch.Tensor, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(x (B, C, H, W), y (B,)) batches of ``dataset[indices]``; uses ``get_batch`` if any."""
     for i in range(0, len(indices), batch_size):
-        idx = indices[i:i + batch_size]
+        idx = indices[i : i + batch_size]
         if hasattr(dataset, "get_batch"):
             x, y = dataset.get_batch(idx)
         else:
@@ -120,7 +134,7 @@ class _ChannelSplit(Dataset):
         x, y = self.base[i // self.channels]
         c = i % self.channels
         digit = (int(y) // self.num_classes ** (self.channels - 1 - c)) % self.num_classes
-        return x[c:c + 1], digit
+        return x[c : c + 1], digit
 
 
 def _num_classes(dataset: Any) -> int:
@@ -128,7 +142,8 @@ def _num_classes(dataset: Any) -> int:
     if not k:
         raise ConfigError(
             f"the classifier needs a labelled dataset; {getattr(dataset, 'name', dataset)!r} "
-            "has no num_classes. Use metrics.features=inception for unlabelled data.")
+            "has no num_classes. Use metrics.features=inception for unlabelled data."
+        )
     return int(k)
 
 
@@ -138,7 +153,7 @@ def base_num_classes(dataset: Any) -> int:
     if is_stacked(dataset):
         channels = _shape(dataset)[0]
         base = round(k ** (1 / channels))
-        return base if base ** channels == k else k
+        return base if base**channels == k else k
     return k
 
 
@@ -149,17 +164,20 @@ def _shape(dataset: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def classifier_cache_name(dataset: Any, width: int, epochs: float,
-                          max_steps: int | None = None) -> str:
+def classifier_cache_name(
+    dataset: Any, width: int, epochs: float, max_steps: int | None = None
+) -> str:
     """Cache file name keyed by dataset name, size, shape, classes and training budget."""
     if is_stacked(dataset) and getattr(dataset, "base", None) is not None:
         return classifier_cache_name(dataset.base, width, epochs, max_steps)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(getattr(dataset, "name", "dataset")))
     c, *hw = _shape(dataset)
     stacked = "-stacked" if is_stacked(dataset) else ""
-    return (f"{name}{stacked}-n{len(dataset)}-c{c}-{'x'.join(map(str, hw))}"
-            f"-k{_num_classes(dataset)}-w{width}-e{epochs:g}"
-            f"{'' if max_steps is None else f'-s{max_steps}'}.pt")
+    return (
+        f"{name}{stacked}-n{len(dataset)}-c{c}-{'x'.join(map(str, hw))}"
+        f"-k{_num_classes(dataset)}-w{width}-e{epochs:g}"
+        f"{'' if max_steps is None else f'-s{max_steps}'}.pt"
+    )
 
 
 def _training_view(dataset: Any) -> tuple[Dataset, int, int]:
@@ -174,8 +192,9 @@ def _training_view(dataset: Any) -> tuple[Dataset, int, int]:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 500,
-             device: str | torch.device = "cpu") -> float:
+def accuracy(
+    model: nn.Module, dataset: Dataset, batch_size: int = 500, device: str | torch.device = "cpu"
+) -> float:
     """Top-1 accuracy of ``model`` on a dataset of (x, y)."""
     model.eval()
     correct = total = 0
@@ -186,10 +205,19 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 500,
     return correct / max(total, 1)
 
 
-def train_classifier(dataset: Any, test_dataset: Any | None = None, *, epochs: float = 2,
-                     max_steps: int | None = None, batch_size: int = 128, lr: float = 2e-3,
-                     width: int = 32, seed: int = 0, device: str | torch.device = "cpu",
-                     progress: bool = True) -> tuple[SmallCNN, dict[str, Any]]:
+def train_classifier(
+    dataset: Any,
+    test_dataset: Any | None = None,
+    *,
+    epochs: float = 2,
+    max_steps: int | None = None,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    width: int = 32,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[SmallCNN, dict[str, Any]]:
     """Train a :class:`SmallCNN` -> (model in eval mode, info with ``test_accuracy``).
 
     ``test_dataset`` measures accuracy; without it 10% of ``dataset`` is held out.
@@ -222,7 +250,7 @@ def train_classifier(dataset: Any, test_dataset: Any | None = None, *, epochs: f
     while step < steps:
         perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
         # drop the ragged last batch: a batch of 1 breaks BatchNorm
-        perm = perm[:max(per_epoch * batch_size, 1)] if len(perm) > batch_size else perm
+        perm = perm[: max(per_epoch * batch_size, 1)] if len(perm) > batch_size else perm
         for x, y in _batches(train_view, perm, batch_size):
             loss = F.cross_entropy(model(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
@@ -236,12 +264,25 @@ def train_classifier(dataset: Any, test_dataset: Any | None = None, *, epochs: f
     bar.close()
     model.eval()
     acc = accuracy(model, _Indexed(test_view, test_idx), device=device)
-    info = {"test_accuracy": acc, "steps": steps, "epochs": epochs, "width": width,
-            "in_channels": channels, "num_classes": k, "seconds": time.perf_counter() - start,
-            "dataset": str(getattr(dataset, "name", "dataset")), "train_size": len(train_idx),
-            "test_size": len(test_idx)}
-    log.info("classifier trained on %s: test accuracy %.4f (%d steps, %.0f s)",
-             info["dataset"], acc, steps, info["seconds"])
+    info = {
+        "test_accuracy": acc,
+        "steps": steps,
+        "epochs": epochs,
+        "width": width,
+        "in_channels": channels,
+        "num_classes": k,
+        "seconds": time.perf_counter() - start,
+        "dataset": str(getattr(dataset, "name", "dataset")),
+        "train_size": len(train_idx),
+        "test_size": len(test_idx),
+    }
+    log.info(
+        "classifier trained on %s: test accuracy %.4f (%d steps, %.0f s)",
+        info["dataset"],
+        acc,
+        steps,
+        info["seconds"],
+    )
     return model, info
 
 
@@ -255,8 +296,9 @@ def save_classifier(path: str | Path, model: SmallCNN, info: dict[str, Any]) -> 
     return path
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu"
-                    ) -> tuple[SmallCNN, dict[str, Any]]:
+def load_classifier(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[SmallCNN, dict[str, Any]]:
     """Load a classifier written by :func:`save_classifier` -> (model in eval mode, info)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("format") != FORMAT:
@@ -267,32 +309,61 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu"
     return model.to(device).eval().requires_grad_(False), info
 
 
-def get_classifier(dataset: Any, test_dataset: Any | None = None, *,
-                   cache_dir: str | Path | None = None, path: str | Path | None = None,
-                   epochs: float = 2, max_steps: int | None = None, width: int = 32,
-                   seed: int = 0, device: str | torch.device = "cpu", retrain: bool = False,
-                   progress: bool = True) -> tuple[SmallCNN, dict[str, Any]]:
+def get_classifier(
+    dataset: Any,
+    test_dataset: Any | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    path: str | Path | None = None,
+    epochs: float = 2,
+    max_steps: int | None = None,
+    width: int = 32,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    retrain: bool = False,
+    progress: bool = True,
+) -> tuple[SmallCNN, dict[str, Any]]:
     """Load the cached classifier for ``dataset`` or train and cache it.
 
     The cache file is ``path`` if given, else ``cache_dir/classifiers/<key>.pt`` with the key
     from :func:`classifier_cache_name`; without either, nothing is cached.
     """
     if path is None and cache_dir is not None:
-        path = Path(cache_dir).expanduser() / "classifiers" / classifier_cache_name(
-            dataset, width, epochs, max_steps)
+        path = (
+            Path(cache_dir).expanduser()
+            / "classifiers"
+            / classifier_cache_name(dataset, width, epochs, max_steps)
+        )
     if path is not None and Path(path).is_file() and not retrain:
         model, info = load_classifier(path, device)
         log.info("loaded classifier %s (test accuracy %.4f)", path, info["test_accuracy"])
         return model, {**info, "path": str(path)}
     if dataset is None:
         raise ConfigError(f"classifier file {path} does not exist and no dataset to train on")
-    model, info = train_classifier(dataset, test_dataset, epochs=epochs, max_steps=max_steps,
-                                   width=width, seed=seed, device=device, progress=progress)
+    model, info = train_classifier(
+        dataset,
+        test_dataset,
+        epochs=epochs,
+        max_steps=max_steps,
+        width=width,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
     if path is not None:
         save_classifier(path, model, info)
         info = {**info, "path": str(path)}
     return model.requires_grad_(False), info
 
 
-__all__ = ["SmallCNN", "accuracy", "base_num_classes", "classifier_cache_name", "get_classifier",
-           "is_stacked", "load_classifier", "save_classifier", "train_classifier"]
+__all__ = [
+    "SmallCNN",
+    "accuracy",
+    "base_num_classes",
+    "classifier_cache_name",
+    "get_classifier",
+    "is_stacked",
+    "load_classifier",
+    "save_classifier",
+    "train_classifier",
+]

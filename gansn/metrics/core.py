@@ -57,8 +57,9 @@ def _sample_shape(src: Source) -> tuple[int, ...] | None:
         shape = getattr(src.dataset, "shape", None)
         if shape is None:
             item = src.dataset[0]
-            shape = tuple(torch.as_tensor(item[0] if isinstance(item, tuple | list) else item)
-                          .shape)
+            shape = tuple(
+                torch.as_tensor(item[0] if isinstance(item, tuple | list) else item).shape
+            )
         return tuple(shape)
     x = getattr(src, "x", None)
     if x is not None:
@@ -71,12 +72,24 @@ def _sample_shape(src: Source) -> tuple[int, ...] | None:
 class EvalContext:
     """Lazily computed, memoized features / statistics of the real and fake sources."""
 
-    def __init__(self, real: Source, fake: Source, *, features: str, feature_options: Mapping[
-                 str, Mapping[str, Any]], num_real: int | None, num_fake: int | None,
-                 batch_size: int, device: str | torch.device, cache_dir: Path | None, seed: int,
-                 keep_features: bool, progress: bool,
-                 extractors: dict[str, FeatureExtractor] | None = None,
-                 real_memo: dict[Any, Any] | None = None) -> None:
+    def __init__(
+        self,
+        real: Source,
+        fake: Source,
+        *,
+        features: str,
+        feature_options: Mapping[str, Mapping[str, Any]],
+        num_real: int | None,
+        num_fake: int | None,
+        batch_size: int,
+        device: str | torch.device,
+        cache_dir: Path | None,
+        seed: int,
+        keep_features: bool,
+        progress: bool,
+        extractors: dict[str, FeatureExtractor] | None = None,
+        real_memo: dict[Any, Any] | None = None,
+    ) -> None:
         self.real, self.fake = real, fake
         self.default_features = features
         self.feature_options = {k: dict(v) for k, v in feature_options.items()}
@@ -105,9 +118,14 @@ class EvalContext:
         name = name or self.default_features
         if name not in self.extractors:
             self.extractors[name] = build_extractor(
-                name, self.feature_options.get(name), device=self.device,
+                name,
+                self.feature_options.get(name),
+                device=self.device,
                 cache_dir=None if self.cache_dir is None else str(self.cache_dir),
-                seed=self.seed, dataset=self.real_dataset, progress=self.progress)
+                seed=self.seed,
+                dataset=self.real_dataset,
+                progress=self.progress,
+            )
         return self.extractors[name]
 
     def outputs(self, which: str, name: str | None = None) -> dict[str, np.ndarray]:
@@ -150,8 +168,12 @@ class EvalContext:
     # --- machinery ----------------------------------------------------------------------------
     def _stats_cache_path(self, which: str, name: str) -> Path | None:
         src = self.real if which == "real" else self.fake
-        if which != "real" or self.cache_dir is None or src.cache_key is None \
-                or name not in _CACHEABLE:
+        if (
+            which != "real"
+            or self.cache_dir is None
+            or src.cache_key is None
+            or name not in _CACHEABLE
+        ):
             return None
         n = src.count(self.num["real"])
         seed = "" if n == src.length else f"-seed{self.seed}"
@@ -173,8 +195,13 @@ class EvalContext:
         n = src.count(self.num[which])
         ext = self.extractor(name)
         acc, chunks = StreamingStats(), {}
-        bar = tqdm(total=n, desc=f"{name} features of {which} samples", unit="img",
-                   disable=not self.progress, leave=False)
+        bar = tqdm(
+            total=n,
+            desc=f"{name} features of {which} samples",
+            unit="img",
+            disable=not self.progress,
+            leave=False,
+        )
         # the fake stream gets its own seed so a generator's z never mirrors the real subset
         seed = self.seed if which == "real" else self.seed + 1
         for x in src.batches(n, self.batch_size, seed):
@@ -183,7 +210,8 @@ class EvalContext:
             if keep:
                 for k, v in out.items():
                     chunks.setdefault(k, []).append(
-                        v.float().numpy() if v.is_floating_point() else v.numpy())
+                        v.float().numpy() if v.is_floating_point() else v.numpy()
+                    )
             bar.update(len(x))
         bar.close()
         self.counts[which] = acc.n
@@ -225,11 +253,21 @@ class Evaluator:
     the classifier) and the real features/statistics are computed on the first call only.
     """
 
-    def __init__(self, metrics: Sequence[str | Mapping[str, Any]], real: Any, *,
-                 features: str = "auto", feature_options: Mapping[str, Any] | None = None,
-                 num_real: int | None = 2000, num_fake: int = 2000, batch_size: int = 100,
-                 device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
-                 seed: int = 0, progress: bool = True) -> None:
+    def __init__(
+        self,
+        metrics: Sequence[str | Mapping[str, Any]],
+        real: Any,
+        *,
+        features: str = "auto",
+        feature_options: Mapping[str, Any] | None = None,
+        num_real: int | None = 2000,
+        num_fake: int = 2000,
+        batch_size: int = 100,
+        device: str | torch.device = "cpu",
+        cache_dir: str | Path | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
         self.metrics = [_parse(m) for m in metrics]
         for name, _ in self.metrics:
             METRICS.get(name)  # unknown names fail now, with the list of valid ones
@@ -251,11 +289,21 @@ class Evaluator:
         start = time.perf_counter()
         keep = any(name not in _STATS_ONLY for name, _ in self.metrics)
         ctx = EvalContext(
-            self.real, as_source(fake), features=self.features,
-            feature_options=self.feature_options, num_real=self.num_real,
-            num_fake=self.num_fake, batch_size=self.batch_size, device=self.device,
-            cache_dir=self.cache_dir, seed=self.seed, keep_features=keep,
-            progress=self.progress, extractors=self._extractors, real_memo=self._real_memo)
+            self.real,
+            as_source(fake),
+            features=self.features,
+            feature_options=self.feature_options,
+            num_real=self.num_real,
+            num_fake=self.num_fake,
+            batch_size=self.batch_size,
+            device=self.device,
+            cache_dir=self.cache_dir,
+            seed=self.seed,
+            keep_features=keep,
+            progress=self.progress,
+            extractors=self._extractors,
+            real_memo=self._real_memo,
+        )
         results: dict[str, float] = {}
         for name, opts in self.metrics:
             feats = opts.get("features")
@@ -280,11 +328,21 @@ class Evaluator:
         return results, protocol
 
 
-def evaluate(metrics: Sequence[str | Mapping[str, Any]], real: Any, fake: Any, *,
-             features: str = "auto", feature_options: Mapping[str, Any] | None = None,
-             num_real: int | None = 2000, num_fake: int = 2000, batch_size: int = 100,
-             device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
-             seed: int = 0, progress: bool = True) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate(
+    metrics: Sequence[str | Mapping[str, Any]],
+    real: Any,
+    fake: Any,
+    *,
+    features: str = "auto",
+    feature_options: Mapping[str, Any] | None = None,
+    num_real: int | None = 2000,
+    num_fake: int = 2000,
+    batch_size: int = 100,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[dict[str, float], dict[str, Any]]:
     """Compute ``metrics`` of ``fake`` against ``real`` -> (results, protocol).
 
     metrics: names or ``{"name": ..., **options}`` dicts (an option ``features`` runs that
@@ -298,30 +356,54 @@ def evaluate(metrics: Sequence[str | Mapping[str, Any]], real: Any, fake: Any, *
     num_real: real samples to use (None = all); num_fake: fake samples to draw.
     cache_dir: where trained classifiers and real statistics are cached (None = nowhere).
     """
-    return Evaluator(metrics, real, features=features, feature_options=feature_options,
-                     num_real=num_real, num_fake=num_fake, batch_size=batch_size, device=device,
-                     cache_dir=cache_dir, seed=seed, progress=progress)(fake)
+    return Evaluator(
+        metrics,
+        real,
+        features=features,
+        feature_options=feature_options,
+        num_real=num_real,
+        num_fake=num_fake,
+        batch_size=batch_size,
+        device=device,
+        cache_dir=cache_dir,
+        seed=seed,
+        progress=progress,
+    )(fake)
 
 
 # tags where a larger value is better; every other tag (fid, kid, kl, ndb, ...) is minimized
-HIGHER_IS_BETTER = frozenset({
-    "metrics/precision", "metrics/recall", "metrics/density", "metrics/coverage",
-    "modes/covered", "modes/covered_frac", "modes/high_quality", "modes/class_coverage",
-    "modes/stacked_covered",
-})
+HIGHER_IS_BETTER = frozenset(
+    {
+        "metrics/precision",
+        "metrics/recall",
+        "metrics/density",
+        "metrics/coverage",
+        "modes/covered",
+        "modes/covered_frac",
+        "modes/high_quality",
+        "modes/class_coverage",
+        "modes/stacked_covered",
+    }
+)
 
 
 def metric_mode(tag: str) -> str:
-    """"max" or "min": how ``best`` compares values of ``tag`` (a ``_<extractor>`` suffix ok)."""
+    """ "max" or "min": how ``best`` compares values of ``tag`` (a ``_<extractor>`` suffix ok)."""
     base = tag
     for name in ("_raw", "_classifier", "_inception"):
         base = base.removesuffix(name)
     return "max" if base in HIGHER_IS_BETTER else "min"
 
 
-def from_config(cfg: Mapping[str, Any], real: Any, *, test_dataset: Any = None,
-                device: str | torch.device = "cpu", seed: int = 0,
-                progress: bool = True) -> Evaluator:
+def from_config(
+    cfg: Mapping[str, Any],
+    real: Any,
+    *,
+    test_dataset: Any = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> Evaluator:
     """Build an :class:`Evaluator` from a ``conf/metrics`` node.
 
     real: the real Dataset (or any source); test_dataset: the held-out split, used only to
@@ -333,49 +415,75 @@ def from_config(cfg: Mapping[str, Any], real: Any, *, test_dataset: Any = None,
     features = cfg.get("features", "auto")
     resolved = _auto_features(src) if features == "auto" else features
     options: dict[str, dict[str, Any]] = {
-        "inception": {"weights": cfg.get("inception_weights"),
-                      "download": bool(cfg.get("download", False))},
+        "inception": {
+            "weights": cfg.get("inception_weights"),
+            "download": bool(cfg.get("download", False)),
+        },
         "classifier": {"test_dataset": test_dataset},
     }
     options.setdefault(resolved, {}).update(dict(cfg.get("options") or {}))
     metrics = [m if isinstance(m, str) else dict(m) for m in cfg.get("list") or []]
-    return Evaluator(metrics, src, features=resolved, feature_options=options,
-                     num_real=cfg.get("num_real"), num_fake=int(cfg.get("num_fake", 2000)),
-                     batch_size=int(cfg.get("batch_size", 100)), device=device,
-                     cache_dir=cfg.get("cache_dir"), seed=seed, progress=progress)
+    return Evaluator(
+        metrics,
+        src,
+        features=resolved,
+        feature_options=options,
+        num_real=cfg.get("num_real"),
+        num_fake=int(cfg.get("num_fake", 2000)),
+        batch_size=int(cfg.get("batch_size", 100)),
+        device=device,
+        cache_dir=cfg.get("cache_dir"),
+        seed=seed,
+        progress=progress,
+    )
 
 
 # --- the registered metrics ------------------------------------------------------------------
 
+
 @METRICS.register("fid")
 def fid_metric(ctx: EvalContext, features: str | None = None) -> dict[str, float]:
     """Fréchet distance of the feature statistics -> ``metrics/fid``."""
-    return {"metrics/fid": frechet_distance(*ctx.stats("real", features),
-                                            *ctx.stats("fake", features))}
+    return {
+        "metrics/fid": frechet_distance(*ctx.stats("real", features), *ctx.stats("fake", features))
+    }
 
 
 @METRICS.register("fid_inf")
-def fid_inf_metric(ctx: EvalContext, features: str | None = None, num_points: int = 15,
-                   min_n: int | None = None) -> dict[str, float]:
+def fid_inf_metric(
+    ctx: EvalContext, features: str | None = None, num_points: int = 15, min_n: int | None = None
+) -> dict[str, float]:
     """FID∞ (Chong & Forsyth 2020) -> ``metrics/fid_inf``; needs num_fake ≫ d to be stable."""
-    value, info = fid_infinity(ctx.stats("real", features), ctx.features("fake", features),
-                               num_points=num_points, min_n=min_n, seed=ctx.seed)
+    value, info = fid_infinity(
+        ctx.stats("real", features),
+        ctx.features("fake", features),
+        num_points=num_points,
+        min_n=min_n,
+        seed=ctx.seed,
+    )
     ctx.notes["fid_inf_points"] = info
     return {"metrics/fid_inf": value}
 
 
 @METRICS.register("kid")
-def kid_metric(ctx: EvalContext, features: str | None = None, num_subsets: int = 100,
-               subset_size: int = 1000) -> dict[str, float]:
+def kid_metric(
+    ctx: EvalContext, features: str | None = None, num_subsets: int = 100, subset_size: int = 1000
+) -> dict[str, float]:
     """KID mean/std over subsets -> ``metrics/kid``, ``metrics/kid_std``."""
-    mean, std = kid(ctx.features("real", features), ctx.features("fake", features),
-                    num_subsets=num_subsets, subset_size=subset_size, seed=ctx.seed)
+    mean, std = kid(
+        ctx.features("real", features),
+        ctx.features("fake", features),
+        num_subsets=num_subsets,
+        subset_size=subset_size,
+        seed=ctx.seed,
+    )
     return {"metrics/kid": mean, "metrics/kid_std": std}
 
 
 @METRICS.register("prdc")
-def prdc_metric(ctx: EvalContext, features: str | None = None, k_pr: int = 3,
-                k_dc: int = 5) -> dict[str, float]:
+def prdc_metric(
+    ctx: EvalContext, features: str | None = None, k_pr: int = 3, k_dc: int = 5
+) -> dict[str, float]:
     """Precision, recall (k_pr), density, coverage (k_dc) -> ``metrics/<name>``."""
     real, fake = ctx.features("real", features), ctx.features("fake", features)
     out = {**precision_recall(real, fake, k_pr), **density_coverage(real, fake, k_dc)}
@@ -390,9 +498,14 @@ def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict
 
 
 @METRICS.register("mixture_modes")
-def mixture_modes_metric(ctx: EvalContext, centers: Any = None, std: float | None = None,
-                         threshold: float = 3.0, convention: str = "veegan",
-                         min_count: int | None = None) -> dict[str, float]:
+def mixture_modes_metric(
+    ctx: EvalContext,
+    centers: Any = None,
+    std: float | None = None,
+    threshold: float = 3.0,
+    convention: str = "veegan",
+    min_count: int | None = None,
+) -> dict[str, float]:
     """2-D mixture modes -> ``modes/covered``, ``modes/covered_frac``, ``modes/high_quality``,
     ``modes/kl``; centers/std default to the real dataset's ``.centers`` / ``.std``."""
     ds = ctx.real_dataset
@@ -401,8 +514,14 @@ def mixture_modes_metric(ctx: EvalContext, centers: Any = None, std: float | Non
     if centers is None or std is None:
         log.warning("mixture_modes skipped: the real dataset has no .centers/.std")
         return {}
-    out = mixture_modes(ctx.features("fake", "raw"), np.asarray(centers), float(std),
-                        threshold=threshold, convention=convention, min_count=min_count)
+    out = mixture_modes(
+        ctx.features("fake", "raw"),
+        np.asarray(centers),
+        float(std),
+        threshold=threshold,
+        convention=convention,
+        min_count=min_count,
+    )
     return {f"modes/{k}": v for k, v in out.items()}
 
 
@@ -426,11 +545,23 @@ def class_modes_metric(ctx: EvalContext, min_count: int = 1) -> dict[str, float]
 
 
 @METRICS.register("ndb")
-def ndb_metric(ctx: EvalContext, features: str | None = None, num_bins: int = 50,
-               alpha: float = 0.05, max_real: int | None = 10_000,
-               whiten: bool = True) -> dict[str, float]:
+def ndb_metric(
+    ctx: EvalContext,
+    features: str | None = None,
+    num_bins: int = 50,
+    alpha: float = 0.05,
+    max_real: int | None = 10_000,
+    whiten: bool = True,
+) -> dict[str, float]:
     """NDB on k-means bins of the real features -> ``modes/ndb``, ``modes/ndb_frac``,
     ``modes/ndb_js``."""
-    out = ndb(ctx.features("real", features), ctx.features("fake", features),
-              num_bins=num_bins, alpha=alpha, max_real=max_real, whiten=whiten, seed=ctx.seed)
+    out = ndb(
+        ctx.features("real", features),
+        ctx.features("fake", features),
+        num_bins=num_bins,
+        alpha=alpha,
+        max_real=max_real,
+        whiten=whiten,
+        seed=ctx.seed,
+    )
     return {f"modes/{k}": v for k, v in out.items()}

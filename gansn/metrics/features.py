@@ -65,8 +65,9 @@ class FeatureExtractor:
         return self.name
 
 
-def build_extractor(name: str, options: dict[str, Any] | None = None,
-                    **context: Any) -> FeatureExtractor:
+def build_extractor(
+    name: str, options: dict[str, Any] | None = None, **context: Any
+) -> FeatureExtractor:
     """Build ``FEATURES[name](**options, **context)``.
 
     ``context`` holds what evaluate() knows (device, cache_dir, seed, dataset, test_dataset,
@@ -79,8 +80,10 @@ def build_extractor(name: str, options: dict[str, Any] | None = None,
     options = dict(options or {})
     unknown = [k for k in options if k not in params and not takes_all]
     if unknown:
-        raise ConfigError(f"feature extractor {name!r} has no option(s) {unknown}; accepted: "
-                          f"{sorted(k for k in params if k not in context)}")
+        raise ConfigError(
+            f"feature extractor {name!r} has no option(s) {unknown}; accepted: "
+            f"{sorted(k for k in params if k not in context)}"
+        )
     kwargs = {k: v for k, v in context.items() if k in params or takes_all}
     kwargs.update(options)
     return factory(**kwargs)
@@ -113,8 +116,14 @@ def _pil_bicubic(x255: torch.Tensor, size: int) -> torch.Tensor:
     return torch.from_numpy(out.clip(0, 255)).to(x255.device)
 
 
-def inception_input(x: torch.Tensor, *, resize: str = "bilinear", normalize: str = "pytorch_fid",
-                    quantize: bool = True, size: int = 299) -> torch.Tensor:
+def inception_input(
+    x: torch.Tensor,
+    *,
+    resize: str = "bilinear",
+    normalize: str = "pytorch_fid",
+    quantize: bool = True,
+    size: int = 299,
+) -> torch.Tensor:
     """(B, C, H, W) in [-1, 1], C ∈ {1, 3} -> (B, 3, size, size) network input."""
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ConfigError(f"Inception features need (B, 1 or 3, H, W) images, got {tuple(x.shape)}")
@@ -144,16 +153,23 @@ class InceptionFeatures(FeatureExtractor):
     name = "inception"
     dim = 2048
 
-    def __init__(self, weights: str | None = None, download: bool = False,
-                 resize: str = "bilinear", normalize: str = "auto", quantize: bool = True,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        weights: str | None = None,
+        download: bool = False,
+        resize: str = "bilinear",
+        normalize: str = "auto",
+        quantize: bool = True,
+        device: str | torch.device = "cpu",
+    ) -> None:
         from gansn.metrics.inception import load_fid_inception
 
         if resize not in RESIZES:
             raise ConfigError(f"unknown resize {resize!r}; valid: {', '.join(RESIZES)}")
         if normalize not in NORMALIZATIONS:
             raise ConfigError(
-                f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
+                f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZATIONS)}"
+            )
         self.model, self.info = load_fid_inception(weights, download)
         self.model.to(device)
         self.device = torch.device(device)
@@ -164,18 +180,27 @@ class InceptionFeatures(FeatureExtractor):
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        inp = inception_input(x.to(self.device), resize=self.resize, normalize=self.normalize,
-                              quantize=self.quantize)
+        inp = inception_input(
+            x.to(self.device), resize=self.resize, normalize=self.normalize, quantize=self.quantize
+        )
         return {"features": self.model(inp)}
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "dim": self.dim, "resize": self.resize, "size": 299,
-                "normalize": self.normalize, "quantize": self.quantize, **self.info}
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "resize": self.resize,
+            "size": 299,
+            "normalize": self.normalize,
+            "quantize": self.quantize,
+            **self.info,
+        }
 
     @property
     def cache_tag(self) -> str:
         return f"inception-{self.info['format']}-{self.resize}-{self.normalize}" + (
-            "-q" if self.quantize else "")
+            "-q" if self.quantize else ""
+        )
 
 
 @FEATURES.register("classifier")
@@ -189,17 +214,35 @@ class ClassifierFeatures(FeatureExtractor):
 
     name = "classifier"
 
-    def __init__(self, dataset: Any = None, test_dataset: Any = None, path: str | None = None,
-                 cache_dir: str | None = None, epochs: float = 2, max_steps: int | None = None,
-                 width: int = 32, seed: int = 0, device: str | torch.device = "cpu",
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: Any = None,
+        test_dataset: Any = None,
+        path: str | None = None,
+        cache_dir: str | None = None,
+        epochs: float = 2,
+        max_steps: int | None = None,
+        width: int = 32,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+    ) -> None:
         from gansn.metrics.classifier import get_classifier, is_stacked
 
         if dataset is None and path is None:
             raise ConfigError("the classifier extractor needs a labelled dataset or a path")
         self.model, self.info = get_classifier(
-            dataset, test_dataset, cache_dir=cache_dir, path=path, epochs=epochs,
-            max_steps=max_steps, width=width, seed=seed, device=device, progress=progress)
+            dataset,
+            test_dataset,
+            cache_dir=cache_dir,
+            path=path,
+            epochs=epochs,
+            max_steps=max_steps,
+            width=width,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
         self.device = torch.device(device)
         self.num_classes = int(self.info["num_classes"])
         self.stacked = dataset is not None and is_stacked(dataset)
@@ -223,8 +266,12 @@ class ClassifierFeatures(FeatureExtractor):
 
     def describe(self) -> dict[str, Any]:
         keep = ("test_accuracy", "dataset", "path", "num_classes", "width", "steps")
-        return {"name": self.name, "dim": self.dim, "stacked": self.stacked,
-                **{k: self.info[k] for k in keep if k in self.info}}
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "stacked": self.stacked,
+            **{k: self.info[k] for k in keep if k in self.info},
+        }
 
     @property
     def cache_tag(self) -> str:

@@ -71,8 +71,9 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "au
     return float(np.sqrt(ev).sum())
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray, method: str = "auto") -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, method: str = "auto"
+) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); mu: (d,), sigma: (d, d).
 
     ||mu1 - mu2||² + tr Σ1 + tr Σ2 - 2 tr sqrt(Σ1 Σ2), all in float64; ``method`` as in
@@ -83,11 +84,16 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
     sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, "
-                         f"sigma {sigma1.shape} vs {sigma2.shape}")
+        raise ValueError(
+            f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}"
+        )
     diff = mu1 - mu2
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(
-        sigma1, sigma2, method)
+    value = (
+        diff @ diff
+        + np.trace(sigma1)
+        + np.trace(sigma2)
+        - 2 * trace_sqrt_product(sigma1, sigma2, method)
+    )
     # tiny negative values are round-off of an exact 0 (identical statistics)
     return float(max(value, 0.0))
 
@@ -153,7 +159,7 @@ def feature_stats(features: np.ndarray, batch_size: int = 10_000) -> tuple[np.nd
     """(N, d) features -> (mu (d,), sigma (d, d)) in float64, as np.mean / np.cov(rowvar=False)."""
     acc = StreamingStats()
     for i in range(0, len(features), batch_size):
-        acc.update(features[i:i + batch_size])
+        acc.update(features[i : i + batch_size])
     return acc.stats()
 
 
@@ -175,8 +181,9 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         return f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
 
 
-def mmd2_polynomial(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
-                    coef0: float = 1.0) -> float:
+def mmd2_polynomial(
+    x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
+) -> float:
     """Unbiased MMD² with k(a, b) = (γ aᵀb + c)^degree, γ = 1/d; x: (m, d), y: (n, d)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     m, n = len(x), len(y)
@@ -191,13 +198,21 @@ def mmd2_polynomial(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float 
 
     kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
     # unbiased: drop the k(x_i, x_i) terms of the within-set sums
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2 * kxy.mean())
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2 * kxy.mean()
+    )
 
 
-def kid(real: np.ndarray, fake: np.ndarray, *, num_subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Kernel inception distance (Bińkowski et al. 2018) as torch-fidelity / stylegan2-ada.
 
     real: (N_r, d), fake: (N_f, d).  Unbiased cubic-polynomial MMD² on ``num_subsets``
@@ -214,9 +229,14 @@ def kid(real: np.ndarray, fake: np.ndarray, *, num_subsets: int = 100, subset_si
     return float(values.mean()), float(values.std())
 
 
-def fid_infinity(real_stats: tuple[np.ndarray, np.ndarray], fake: np.ndarray, *,
-                 num_points: int = 15, min_n: int | None = None, seed: int = 0
-                 ) -> tuple[float, dict[str, Any]]:
+def fid_infinity(
+    real_stats: tuple[np.ndarray, np.ndarray],
+    fake: np.ndarray,
+    *,
+    num_points: int = 15,
+    min_n: int | None = None,
+    seed: int = 0,
+) -> tuple[float, dict[str, Any]]:
     """FID∞ (Chong & Forsyth 2020): FID is linear in 1/N; fit and extrapolate to 1/N = 0.
 
     real_stats: (mu, sigma) of the real features; fake: (N, d) features.  FID is computed

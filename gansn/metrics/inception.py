@@ -43,8 +43,14 @@ FEATURE_DIM = 2048
 class BasicConv2d(nn.Module):
     """conv (no bias) -> BatchNorm (eps 1e-3, TF's) -> ReLU."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int | tuple[int, int],
-                 stride: int = 1, padding: int | tuple[int, int] = 0) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(cout, eps=0.001)
@@ -70,12 +76,15 @@ class InceptionA(nn.Module):
         self.branch_pool = BasicConv2d(cin, pool_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch5x5_2(self.branch5x5_1(x)),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            self.branch_pool(_tf_avg_pool(x)),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch5x5_2(self.branch5x5_1(x)),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.branch_pool(_tf_avg_pool(x)),
+            ],
+            1,
+        )
 
 
 class InceptionB(nn.Module):
@@ -87,11 +96,14 @@ class InceptionB(nn.Module):
         self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch3x3(x),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            F.max_pool2d(x, 3, stride=2),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                F.max_pool2d(x, 3, stride=2),
+            ],
+            1,
+        )
 
 
 class InceptionC(nn.Module):
@@ -111,8 +123,13 @@ class InceptionC(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         bd = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3,
-                      self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             bd = layer(bd)
         return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_tf_avg_pool(x))], 1)
 
@@ -129,11 +146,16 @@ class InceptionD(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b7 = x
-        for layer in (self.branch7x7x3_1, self.branch7x7x3_2, self.branch7x7x3_3,
-                      self.branch7x7x3_4):
+        for layer in (
+            self.branch7x7x3_1,
+            self.branch7x7x3_2,
+            self.branch7x7x3_3,
+            self.branch7x7x3_4,
+        ):
             b7 = layer(b7)
-        return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b7,
-                          F.max_pool2d(x, 3, stride=2)], 1)
+        return torch.cat(
+            [self.branch3x3_2(self.branch3x3_1(x)), b7, F.max_pool2d(x, 3, stride=2)], 1
+        )
 
 
 class InceptionE(nn.Module):
@@ -154,14 +176,18 @@ class InceptionE(nn.Module):
         a = self.branch3x3_1(x)
         b = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         # the TF graph's last block max-pools here (pytorch-fid's FIDInceptionE_2)
-        pooled = (F.max_pool2d(x, 3, stride=1, padding=1) if self.pool == "max"
-                  else _tf_avg_pool(x))
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch3x3_2a(a), self.branch3x3_2b(a),
-            self.branch3x3dbl_3a(b), self.branch3x3dbl_3b(b),
-            self.branch_pool(pooled),
-        ], 1)
+        pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.pool == "max" else _tf_avg_pool(x)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch3x3_2a(a),
+                self.branch3x3_2b(a),
+                self.branch3x3dbl_3a(b),
+                self.branch3x3dbl_3b(b),
+                self.branch_pool(pooled),
+            ],
+            1,
+        )
 
 
 class FIDInceptionV3(nn.Module):
@@ -207,29 +233,73 @@ class FIDInceptionV3(nn.Module):
 
 # --- TorchScript (stylegan2-ada / clean-fid) -> pytorch-fid names -----------------------------
 
-_STEM = {"conv": "Conv2d_1a_3x3", "conv_1": "Conv2d_2a_3x3", "conv_2": "Conv2d_2b_3x3",
-         "conv_3": "Conv2d_3b_1x1", "conv_4": "Conv2d_4a_3x3"}
-_A = {"conv": "branch1x1", "tower.conv": "branch5x5_1", "tower.conv_1": "branch5x5_2",
-      "tower_1.conv": "branch3x3dbl_1", "tower_1.conv_1": "branch3x3dbl_2",
-      "tower_1.conv_2": "branch3x3dbl_3", "tower_2.conv": "branch_pool"}
-_B = {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1", "tower.conv_1": "branch3x3dbl_2",
-      "tower.conv_2": "branch3x3dbl_3"}
-_C = {"conv": "branch1x1", "tower.conv": "branch7x7_1", "tower.conv_1": "branch7x7_2",
-      "tower.conv_2": "branch7x7_3", "tower_1.conv": "branch7x7dbl_1",
-      **{f"tower_1.conv_{i}": f"branch7x7dbl_{i + 1}" for i in range(1, 5)},
-      "tower_2.conv": "branch_pool"}
-_D = {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2", "tower_1.conv": "branch7x7x3_1",
-      **{f"tower_1.conv_{i}": f"branch7x7x3_{i + 1}" for i in range(1, 4)}}
-_E = {"conv": "branch1x1", "tower_conv": "branch3x3_1", "tower_mixed_conv": "branch3x3_2a",
-      "tower_mixed_conv_1": "branch3x3_2b", "tower_1_conv": "branch3x3dbl_1",
-      "tower_1_conv_1": "branch3x3dbl_2", "tower_1_mixed_conv": "branch3x3dbl_3a",
-      "tower_1_mixed_conv_1": "branch3x3dbl_3b", "tower_2_conv": "branch_pool"}
-_MIXED = {"mixed": ("Mixed_5b", _A), "mixed_1": ("Mixed_5c", _A), "mixed_2": ("Mixed_5d", _A),
-          "mixed_3": ("Mixed_6a", _B), "mixed_4": ("Mixed_6b", _C), "mixed_5": ("Mixed_6c", _C),
-          "mixed_6": ("Mixed_6d", _C), "mixed_7": ("Mixed_6e", _C), "mixed_8": ("Mixed_7a", _D),
-          "mixed_9": ("Mixed_7b", _E), "mixed_10": ("Mixed_7c", _E)}
-_PARAM = {"weight": "conv.weight", "beta": "bn.bias", "mean": "bn.running_mean",
-          "var": "bn.running_var"}
+_STEM = {
+    "conv": "Conv2d_1a_3x3",
+    "conv_1": "Conv2d_2a_3x3",
+    "conv_2": "Conv2d_2b_3x3",
+    "conv_3": "Conv2d_3b_1x1",
+    "conv_4": "Conv2d_4a_3x3",
+}
+_A = {
+    "conv": "branch1x1",
+    "tower.conv": "branch5x5_1",
+    "tower.conv_1": "branch5x5_2",
+    "tower_1.conv": "branch3x3dbl_1",
+    "tower_1.conv_1": "branch3x3dbl_2",
+    "tower_1.conv_2": "branch3x3dbl_3",
+    "tower_2.conv": "branch_pool",
+}
+_B = {
+    "conv": "branch3x3",
+    "tower.conv": "branch3x3dbl_1",
+    "tower.conv_1": "branch3x3dbl_2",
+    "tower.conv_2": "branch3x3dbl_3",
+}
+_C = {
+    "conv": "branch1x1",
+    "tower.conv": "branch7x7_1",
+    "tower.conv_1": "branch7x7_2",
+    "tower.conv_2": "branch7x7_3",
+    "tower_1.conv": "branch7x7dbl_1",
+    **{f"tower_1.conv_{i}": f"branch7x7dbl_{i + 1}" for i in range(1, 5)},
+    "tower_2.conv": "branch_pool",
+}
+_D = {
+    "tower.conv": "branch3x3_1",
+    "tower.conv_1": "branch3x3_2",
+    "tower_1.conv": "branch7x7x3_1",
+    **{f"tower_1.conv_{i}": f"branch7x7x3_{i + 1}" for i in range(1, 4)},
+}
+_E = {
+    "conv": "branch1x1",
+    "tower_conv": "branch3x3_1",
+    "tower_mixed_conv": "branch3x3_2a",
+    "tower_mixed_conv_1": "branch3x3_2b",
+    "tower_1_conv": "branch3x3dbl_1",
+    "tower_1_conv_1": "branch3x3dbl_2",
+    "tower_1_mixed_conv": "branch3x3dbl_3a",
+    "tower_1_mixed_conv_1": "branch3x3dbl_3b",
+    "tower_2_conv": "branch_pool",
+}
+_MIXED = {
+    "mixed": ("Mixed_5b", _A),
+    "mixed_1": ("Mixed_5c", _A),
+    "mixed_2": ("Mixed_5d", _A),
+    "mixed_3": ("Mixed_6a", _B),
+    "mixed_4": ("Mixed_6b", _C),
+    "mixed_5": ("Mixed_6c", _C),
+    "mixed_6": ("Mixed_6d", _C),
+    "mixed_7": ("Mixed_6e", _C),
+    "mixed_8": ("Mixed_7a", _D),
+    "mixed_9": ("Mixed_7b", _E),
+    "mixed_10": ("Mixed_7c", _E),
+}
+_PARAM = {
+    "weight": "conv.weight",
+    "beta": "bn.bias",
+    "mean": "bn.running_mean",
+    "var": "bn.running_var",
+}
 
 
 def convert_torchscript_state_dict(ts_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -276,8 +346,9 @@ def load_inception_state_dict(model: FIDInceptionV3, state: dict[str, torch.Tens
         )
     for k, v in state.items():
         if v.shape != expected[k].shape:
-            raise ConfigError(f"Inception weight {k}: shape {tuple(v.shape)}, expected "
-                              f"{tuple(expected[k].shape)}")
+            raise ConfigError(
+                f"Inception weight {k}: shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
+            )
     model.load_state_dict(state, strict=False)
 
 
@@ -294,9 +365,12 @@ def candidate_weight_paths() -> list[Path]:
 
 def _missing_message(looked: list[Path], configured: str | None) -> str:
     where = "\n  ".join(str(p) for p in looked)
-    head = (f"Inception weights file {configured!r} does not exist." if configured else
-            f"FID Inception weights not found (pytorch-fid's {PYTORCH_FID_WEIGHTS} or the "
-            f"TorchScript {TORCHSCRIPT_WEIGHTS}).")
+    head = (
+        f"Inception weights file {configured!r} does not exist."
+        if configured
+        else f"FID Inception weights not found (pytorch-fid's {PYTORCH_FID_WEIGHTS} or the "
+        f"TorchScript {TORCHSCRIPT_WEIGHTS})."
+    )
     return (
         f"{head} Looked in:\n  {where}\nTo get them, either\n"
         f"  * allow the download (metrics.download=true, or download=True), which fetches\n"
@@ -308,8 +382,7 @@ def _missing_message(looked: list[Path], configured: str | None) -> str:
     )
 
 
-def resolve_weights(weights: str | os.PathLike[str] | None = None,
-                    download: bool = False) -> Path:
+def resolve_weights(weights: str | os.PathLike[str] | None = None, download: bool = False) -> Path:
     """The weights file to use; downloads pytorch-fid's only when ``download`` is true."""
     if weights is not None:
         path = Path(weights).expanduser()
@@ -337,8 +410,9 @@ def _is_torchscript(path: Path) -> bool:
         return any("/code/" in n or n.startswith("code/") for n in z.namelist())
 
 
-def load_fid_inception(weights: str | os.PathLike[str] | None = None, download: bool = False
-                       ) -> tuple[FIDInceptionV3, dict[str, Any]]:
+def load_fid_inception(
+    weights: str | os.PathLike[str] | None = None, download: bool = False
+) -> tuple[FIDInceptionV3, dict[str, Any]]:
     """Build the FID Inception with real weights -> (model in eval mode, info).
 
     ``info["format"]`` is ``"pytorch-fid"`` (a state dict) or ``"torchscript"``; the

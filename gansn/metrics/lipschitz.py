@@ -86,11 +86,22 @@ log = logging.getLogger(__name__)
 
 BoundMode = Literal["auto", "train", "eval"]
 
-_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-             nn.ConvTranspose3d, nn.Linear)
+_WEIGHTED = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Linear,
+)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_FEATURE_NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
-                  nn.LayerNorm, nn.GroupNorm)
+_FEATURE_NORMS = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+)
 
 
 class LipschitzError(TypeError):
@@ -140,10 +151,15 @@ def _avgpool_constant(m: nn.Module, in_shape: tuple[int, ...]) -> float:
     # sqrt(k^2)/k^2 = 1/k, so the bound is attained: exactly 1/k.
     k, s = _pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size)
     pad = _pair(m.padding)
-    if getattr(m, "ceil_mode", False) or (any(pad) and not m.count_include_pad) or \
-            getattr(m, "divisor_override", None):
-        raise LipschitzError(f"{m}: only AvgPool2d without ceil_mode/divisor_override and "
-                             "with count_include_pad=True (if padded) is supported")
+    if (
+        getattr(m, "ceil_mode", False)
+        or (any(pad) and not m.count_include_pad)
+        or getattr(m, "divisor_override", None)
+    ):
+        raise LipschitzError(
+            f"{m}: only AvgPool2d without ceil_mode/divisor_override and "
+            "with count_include_pad=True (if padded) is supported"
+        )
     overlap = math.ceil(k[0] / s[0]) * math.ceil(k[1] / s[1])
     return math.sqrt(overlap / (k[0] * k[1]))
 
@@ -169,8 +185,16 @@ def _leaky_constant(m: nn.Module, in_shape: tuple[int, ...]) -> float:
     return max(1.0, abs(m.negative_slope))
 
 
-for _cls in (nn.ReLU, nn.Tanh, nn.Flatten, nn.Unflatten, nn.Identity, nn.Hardtanh, nn.ReLU6,
-             nn.Softplus):
+for _cls in (
+    nn.ReLU,
+    nn.Tanh,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Identity,
+    nn.Hardtanh,
+    nn.ReLU6,
+    nn.Softplus,
+):
     register_leaf(_cls, lambda m, s: 1.0)
 register_leaf(nn.Sigmoid, lambda m, s: 0.25)
 register_leaf(nn.LeakyReLU, _leaky_constant)
@@ -279,10 +303,17 @@ def linear_map(layer: nn.Module, weight: Tensor) -> Callable[[Tensor], Tensor]:
     if isinstance(layer, nn.Linear):
         return lambda x: F.linear(x, weight)
     if isinstance(layer, _TRANSPOSED):
-        fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[
-            weight.dim() - 2]
-        return lambda x: fn(x, weight, None, layer.stride, layer.padding, layer.output_padding,
-                            layer.groups, layer.dilation)
+        fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[weight.dim() - 2]
+        return lambda x: fn(
+            x,
+            weight,
+            None,
+            layer.stride,
+            layer.padding,
+            layer.output_padding,
+            layer.groups,
+            layer.dilation,
+        )
     # _conv_forward handles padding_mode ('circular', 'reflect', ...) like forward does
     return lambda x: layer._conv_forward(x, weight, None)
 
@@ -291,8 +322,9 @@ def _normalize(x: Tensor) -> Tensor:
     return x / x.norm().clamp_min(1e-30)
 
 
-def power_iteration(forward: Callable[[Tensor], Tensor], v: Tensor,
-                    n_iter: int) -> tuple[float, Tensor]:
+def power_iteration(
+    forward: Callable[[Tensor], Tensor], v: Tensor, n_iter: int
+) -> tuple[float, Tensor]:
     """Largest singular value of the linear map ``forward`` from ``n_iter`` steps.
 
     ``v`` (any shape the map accepts) is the start vector; returns ``(sigma, v)`` with the
@@ -315,8 +347,9 @@ def power_iteration(forward: Callable[[Tensor], Tensor], v: Tensor,
     return sigma, v
 
 
-def _jacobian_norm(fn: Callable[[Tensor], Tensor], x: Tensor, v: Tensor,
-                   n_iter: int) -> tuple[float, Tensor]:
+def _jacobian_norm(
+    fn: Callable[[Tensor], Tensor], x: Tensor, v: Tensor, n_iter: int
+) -> tuple[float, Tensor]:
     """Spectral norm of the Jacobian of ``fn`` at ``x`` (same shapes) by power iteration.
 
     ``J^T c`` is a VJP through the retained graph of ``fn(x)``; ``J v`` is the VJP of that
@@ -427,10 +460,20 @@ class LipschitzTracker:
             the global RNG is never consumed, so measuring does not change training.
     """
 
-    def __init__(self, D: nn.Module, input_shape: tuple[int, ...], *, n_iter: int = 5,
-                 n_iter_init: int = 50, bound_mode: BoundMode = "auto", prefix: str = "d",
-                 strict: bool = True, fd_step: float = 1e-3, gain_samples: int = 8,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        D: nn.Module,
+        input_shape: tuple[int, ...],
+        *,
+        n_iter: int = 5,
+        n_iter_init: int = 50,
+        bound_mode: BoundMode = "auto",
+        prefix: str = "d",
+        strict: bool = True,
+        fd_step: float = 1e-3,
+        gain_samples: int = 8,
+        seed: int = 0,
+    ) -> None:
         if bound_mode not in ("auto", "train", "eval"):
             raise ValueError(f"bound_mode must be 'auto', 'train' or 'eval', got {bound_mode!r}")
         self.D = D
@@ -471,9 +514,11 @@ class LipschitzTracker:
         leaf = self._leaves.get(id(module))
         if leaf is None or leaf.kind == "unknown":
             path = leaf.path if leaf else type(module).__name__
-            msg = (f"no Lipschitz constant known for module {path!r} of type "
-                   f"{type(module).__name__}; register one with "
-                   "gansn.metrics.lipschitz.register_leaf / register_container")
+            msg = (
+                f"no Lipschitz constant known for module {path!r} of type "
+                f"{type(module).__name__}; register one with "
+                "gansn.metrics.lipschitz.register_leaf / register_container"
+            )
             if self.strict:
                 raise LipschitzError(msg)
             warnings.warn(msg + "; the Lipschitz bounds are marked invalid", stacklevel=3)
@@ -491,8 +536,7 @@ class LipschitzTracker:
         def hook(m: nn.Module, args: tuple) -> None:
             seen.setdefault(id(m), set()).add(tuple(args[0].shape))
 
-        handles = [leaf.module.register_forward_pre_hook(hook)
-                   for leaf in self._leaves.values()]
+        handles = [leaf.module.register_forward_pre_hook(hook) for leaf in self._leaves.values()]
         try:
             with torch.no_grad():
                 x = torch.zeros(2, *self.input_shape, device=self._device())
@@ -504,19 +548,23 @@ class LipschitzTracker:
         for key, leaf in self._leaves.items():
             shapes = seen.get(key, set())
             shape_dependent = leaf.kind in ("weight", "norm") or isinstance(
-                leaf.module, (SumPool2d, nn.Upsample))
+                leaf.module, (SumPool2d, nn.Upsample)
+            )
             if len(shapes) > 1 and shape_dependent:
                 # one operator norm per module: a module reused on several shapes would need one
                 # per call site, which the module tree cannot tell apart
-                raise LipschitzError(f"module {leaf.path!r} is called on several input shapes "
-                                     f"{sorted(shapes)}; use one module per call site")
+                raise LipschitzError(
+                    f"module {leaf.path!r} is called on several input shapes "
+                    f"{sorted(shapes)}; use one module per call site"
+                )
             leaf.in_shape = next(iter(shapes)) if shapes else None
         self._shapes_ready = True
 
     # -- persistent vectors ---------------------------------------------------------------
 
-    def _vector(self, key: str, shape: tuple[int, ...], device: torch.device,
-                init: Tensor | None = None) -> tuple[Tensor, int]:
+    def _vector(
+        self, key: str, shape: tuple[int, ...], device: torch.device, init: Tensor | None = None
+    ) -> tuple[Tensor, int]:
         """The stored vector for ``key`` and how many steps to run (more when it is new)."""
         v = self._vectors.get(key)
         if v is not None and tuple(v.shape) == tuple(shape):
@@ -574,8 +622,14 @@ class LipschitzTracker:
             out["lipschitz/bound_valid"] = float(not self._unknown)
             out.update(self._lower_bounds(real, fake, device))
             for leaf in self._leaves.values():
-                for key in ("matrix", "operator", "sn_sigma", "gain_worst", "gain_eval",
-                            "gain_batch"):
+                for key in (
+                    "matrix",
+                    "operator",
+                    "sn_sigma",
+                    "gain_worst",
+                    "gain_eval",
+                    "gain_batch",
+                ):
                     col = {"matrix": "sigma_matrix", "operator": "sigma_operator"}.get(key, key)
                     if leaf.row.get(col) is not None:
                         out[f"sigma/{self.prefix}/{leaf.name}/{key}"] = float(leaf.row[col])
@@ -589,8 +643,11 @@ class LipschitzTracker:
         def hook(m: nn.Module, args: tuple) -> None:
             captured[id(m)] = args[0].detach().float()
 
-        handles = [leaf.module.register_forward_pre_hook(hook)
-                   for leaf in self._leaves.values() if leaf.kind == "norm"]
+        handles = [
+            leaf.module.register_forward_pre_hook(hook)
+            for leaf in self._leaves.values()
+            if leaf.kind == "norm"
+        ]
         try:
             with torch.no_grad():
                 self.D(batch.float())
@@ -599,16 +656,25 @@ class LipschitzTracker:
                 h.remove()
         return captured
 
-    def _measure_leaf(self, leaf: _Leaf, mode: str, norm_inputs: dict[int, Tensor],
-                      device: torch.device) -> dict[str, Any]:
+    def _measure_leaf(
+        self, leaf: _Leaf, mode: str, norm_inputs: dict[int, Tensor], device: torch.device
+    ) -> dict[str, Any]:
         m = leaf.module
-        row: dict[str, Any] = {"name": leaf.name, "path": leaf.path,
-                               "type": "+".join([type(m).__name__.removeprefix("Parametrized"),
-                                                 *_wrapper_names(m)]),
-                               "in_shape": leaf.in_shape, "sigma_matrix": None,
-                               "sigma_operator": None, "sn_sigma": None, "gain_worst": None,
-                               "gain_eval": None, "gain_batch": None, "lip_matrix": None,
-                               "lip_operator": None, "notes": ""}
+        row: dict[str, Any] = {
+            "name": leaf.name,
+            "path": leaf.path,
+            "type": "+".join([type(m).__name__.removeprefix("Parametrized"), *_wrapper_names(m)]),
+            "in_shape": leaf.in_shape,
+            "sigma_matrix": None,
+            "sigma_operator": None,
+            "sn_sigma": None,
+            "gain_worst": None,
+            "gain_eval": None,
+            "gain_batch": None,
+            "lip_matrix": None,
+            "lip_operator": None,
+            "notes": "",
+        }
         if leaf.kind == "weight":
             if leaf.in_shape is None:
                 row["notes"] = "not called in forward"
@@ -621,8 +687,9 @@ class LipschitzTracker:
                 # the divisor SN applies, from the layer's own state (read-only)
                 with torch.no_grad():
                     w_orig = m.parametrizations.weight.original.detach().float()
-                    s = torch.vdot(sn._u.float(), sn._reshape_weight_to_matrix(w_orig)
-                                   @ sn._v.float())
+                    s = torch.vdot(
+                        sn._u.float(), sn._reshape_weight_to_matrix(w_orig) @ sn._v.float()
+                    )
                 row["sn_sigma"] = float(s)
                 init = sn._v
             v, steps = self._vector(f"mat/{leaf.path}", (mat.shape[1],), device, init)
@@ -632,8 +699,12 @@ class LipschitzTracker:
             x, steps = self._vector(f"op/{leaf.path}", shape, device)
             sigma_o, x = power_iteration(linear_map(m, w), x, steps)
             self._vectors[f"op/{leaf.path}"] = x
-            row.update(sigma_matrix=sigma_m, sigma_operator=sigma_o, lip_matrix=sigma_m,
-                       lip_operator=sigma_o)
+            row.update(
+                sigma_matrix=sigma_m,
+                sigma_operator=sigma_o,
+                lip_matrix=sigma_m,
+                lip_operator=sigma_o,
+            )
             if sn is not None:
                 row["notes"] = "sigma of W/sn_sigma"
         elif leaf.kind == "norm":
@@ -653,8 +724,11 @@ class LipschitzTracker:
                 row["gain_batch"] = gain
             use_eval = mode == "eval" and gain_eval is not None
             lip = gain_eval if use_eval else worst
-            row.update(lip_matrix=lip, lip_operator=lip,
-                       notes="bound: eval gain" if use_eval else "bound: worst case")
+            row.update(
+                lip_matrix=lip,
+                lip_operator=lip,
+                notes="bound: eval gain" if use_eval else "bound: worst case",
+            )
         elif leaf.kind == "fixed":
             if leaf.in_shape is None:
                 row["notes"] = "not called in forward"
@@ -675,8 +749,9 @@ class LipschitzTracker:
             raise LipschitzError(f"module {leaf.path!r} has no {col} ({leaf.row['notes']})")
         return float(value)
 
-    def _lower_bounds(self, real: Tensor | None, fake: Tensor | None,
-                      device: torch.device) -> dict[str, float]:
+    def _lower_bounds(
+        self, real: Tensor | None, fake: Tensor | None, device: torch.device
+    ) -> dict[str, float]:
         out: dict[str, float] = {}
         sets: dict[str, Tensor] = {}
         if real is not None:
@@ -770,17 +845,31 @@ class LipschitzTracker:
 # Standalone API
 
 
-def lipschitz_report(D: nn.Module, input_shape: tuple[int, ...], *, real: Tensor | None = None,
-                     fake: Tensor | None = None, n_iter: int = 200,
-                     bound_mode: BoundMode = "auto", prefix: str = "d",
-                     strict: bool = True) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def lipschitz_report(
+    D: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    real: Tensor | None = None,
+    fake: Tensor | None = None,
+    n_iter: int = 200,
+    bound_mode: BoundMode = "auto",
+    prefix: str = "d",
+    strict: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """One-shot analysis from a notebook: ``(per-layer table, tags -> values)``.
 
     ``D`` maps ``(N, *input_shape)`` to ``(N,)``; ``real``/``fake`` are optional batches for
     the empirical lower bounds.  ``n_iter`` power-iteration steps from random starts.
     """
-    tracker = LipschitzTracker(D, input_shape, n_iter=n_iter, n_iter_init=n_iter,
-                               bound_mode=bound_mode, prefix=prefix, strict=strict)
+    tracker = LipschitzTracker(
+        D,
+        input_shape,
+        n_iter=n_iter,
+        n_iter_init=n_iter,
+        bound_mode=bound_mode,
+        prefix=prefix,
+        strict=strict,
+    )
     values = tracker.measure(real, fake)
     return tracker.table(), values
 
@@ -792,19 +881,32 @@ def format_table(rows: list[dict[str, Any]], *, all_layers: bool = False) -> str
     def f(v: Any) -> str:
         return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    cols = ["name", "type", "in_shape", "sigma_matrix", "sigma_operator", "sn_sigma",
-            "gain_worst", "gain_eval", "gain_batch", "lip_operator", "notes"]
-    keep = [r for r in rows if all_layers or r["sigma_matrix"] is not None
-            or r["gain_worst"] is not None]
-    cells = [cols] + [[f(tuple(r[c][1:]) if c == "in_shape" and r[c] else r[c]) for c in cols]
-                      for r in keep]
+    cols = [
+        "name",
+        "type",
+        "in_shape",
+        "sigma_matrix",
+        "sigma_operator",
+        "sn_sigma",
+        "gain_worst",
+        "gain_eval",
+        "gain_batch",
+        "lip_operator",
+        "notes",
+    ]
+    keep = [
+        r
+        for r in rows
+        if all_layers or r["sigma_matrix"] is not None or r["gain_worst"] is not None
+    ]
+    cells = [cols] + [
+        [f(tuple(r[c][1:]) if c == "in_shape" and r[c] else r[c]) for c in cols] for r in keep
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-                     for row in cells)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
 
-def singular_value_spectra(module: nn.Module, *, normalized: bool = True
-                           ) -> dict[str, np.ndarray]:
+def singular_value_spectra(module: nn.Module, *, normalized: bool = True) -> dict[str, np.ndarray]:
     """Full singular value spectrum of every conv/linear/deconv effective weight matrix.
 
     Returns ``{layer name: (min(out, in*k*k),) array}``, sorted descending, divided by the

@@ -14,9 +14,13 @@ from typing import Any
 import numpy as np
 
 
-def plot_singular_value_spectra(spectra: dict[str, dict[str, np.ndarray]],
-                                path: str | Path | None = None, *, ncols: int = 4,
-                                title: str | None = None) -> Any:
+def plot_singular_value_spectra(
+    spectra: dict[str, dict[str, np.ndarray]],
+    path: str | Path | None = None,
+    *,
+    ncols: int = 4,
+    title: str | None = None,
+) -> Any:
     """One subplot per layer, one line per label: sorted ``sigma_i / sigma_1``.
 
     Args:
@@ -52,7 +56,7 @@ def plot_singular_value_spectra(spectra: dict[str, dict[str, np.ndarray]],
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("index", fontsize=8)
         ax.set_ylabel(r"$\sigma_i / \sigma_1$", fontsize=8)
-    for ax in list(axes.flat)[len(layers):]:
+    for ax in list(axes.flat)[len(layers) :]:
         ax.set_visible(False)
     if len(spectra) > 1 or any(spectra):
         axes.flat[0].legend(fontsize=7)

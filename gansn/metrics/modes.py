@@ -58,9 +58,15 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
-def mixture_modes(samples: np.ndarray, centers: np.ndarray, std: float, *,
-                  threshold: float = 3.0, min_count: int | None = None,
-                  convention: str = "veegan") -> dict[str, float]:
+def mixture_modes(
+    samples: np.ndarray,
+    centers: np.ndarray,
+    std: float,
+    *,
+    threshold: float = 3.0,
+    min_count: int | None = None,
+    convention: str = "veegan",
+) -> dict[str, float]:
     """Mode metrics of 2-D (any-D) samples against a Gaussian mixture with isotropic ``std``.
 
     samples: (N, D), centers: (K, D).  ``convention``: "veegan" (min_count 1) or "pacgan"
@@ -112,8 +118,9 @@ def stacked_mode_ids(channel_labels: np.ndarray, num_classes: int = 10) -> np.nd
     return channel_labels @ weights
 
 
-def stacked_modes(channel_labels: np.ndarray, num_classes: int = 10, *,
-                  min_count: int = 1) -> dict[str, float]:
+def stacked_modes(
+    channel_labels: np.ndarray, num_classes: int = 10, *, min_count: int = 1
+) -> dict[str, float]:
     """Stacked-MNIST style modes: (N, C) per-channel labels -> num_classes**C modes.
 
     ``stacked_covered``: number of modes with at least ``min_count`` samples (of 1000 for
@@ -122,12 +129,22 @@ def stacked_modes(channel_labels: np.ndarray, num_classes: int = 10, *,
     channel_labels = np.asarray(channel_labels, np.int64)
     k = num_classes ** channel_labels.shape[1]
     counts = np.bincount(stacked_mode_ids(channel_labels, num_classes), minlength=k)
-    return {"stacked_covered": float((counts >= min_count).sum()),
-            "stacked_kl": kl_to_uniform(counts)}
+    return {
+        "stacked_covered": float((counts >= min_count).sum()),
+        "stacked_kl": kl_to_uniform(counts),
+    }
 
 
-def ndb(real: np.ndarray, fake: np.ndarray, *, num_bins: int = 50, alpha: float = 0.05,
-        max_real: int | None = 10_000, whiten: bool = True, seed: int = 0) -> dict[str, float]:
+def ndb(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    num_bins: int = 50,
+    alpha: float = 0.05,
+    max_real: int | None = 10_000,
+    whiten: bool = True,
+    seed: int = 0,
+) -> dict[str, float]:
     """Number of statistically different bins (Richardson & Weiss 2018).
 
     real: (N_r, d), fake: (N_f, d).  K-means (scipy ``kmeans2``, k-means++ init, seeded) on
@@ -140,8 +157,11 @@ def ndb(real: np.ndarray, fake: np.ndarray, *, num_bins: int = 50, alpha: float 
     """
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     rng = np.random.default_rng(seed)
-    train = real if max_real is None or len(real) <= max_real else real[
-        rng.choice(len(real), max_real, replace=False)]
+    train = (
+        real
+        if max_real is None or len(real) <= max_real
+        else real[rng.choice(len(real), max_real, replace=False)]
+    )
     mean = train.mean(0)
     scale = train.std(0) + 1e-8 if whiten else np.ones(real.shape[1])
     z_train = (train - mean) / scale
@@ -159,5 +179,8 @@ def ndb(real: np.ndarray, fake: np.ndarray, *, num_bins: int = 50, alpha: float 
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, (p_r - p_f) / se, 0.0)
     different = 2 * norm.sf(np.abs(z)) < alpha
-    return {"ndb": float(different.sum()), "ndb_frac": float(different.mean()),
-            "ndb_js": js_divergence(p_r, p_f)}
+    return {
+        "ndb": float(different.sum()),
+        "ndb_frac": float(different.mean()),
+        "ndb_js": js_divergence(p_r, p_f),
+    }

@@ -25,7 +25,7 @@ __all__ = ["density_coverage", "kth_nn_radii", "prdc", "precision_recall"]
 
 def _blocks(x: np.ndarray, block: int) -> Iterator[tuple[int, np.ndarray]]:
     for i in range(0, len(x), block):
-        yield i, x[i:i + block]
+        yield i, x[i : i + block]
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
@@ -45,12 +45,13 @@ def kth_nn_radii(x: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
         d = _sq_dists(a, x, x_sq)
         # the self-distance is 0 (or round-off) and sorts first, so index k is the k-th other
         d[np.arange(len(a)), i + np.arange(len(a))] = -1.0
-        out[i:i + len(a)] = np.partition(d, k, axis=1)[:, k]
+        out[i : i + len(a)] = np.partition(d, k, axis=1)[:, k]
     return out
 
 
-def _inside_counts(query: np.ndarray, ref: np.ndarray, radii: np.ndarray, strict: bool,
-                   block: int) -> tuple[np.ndarray, np.ndarray]:
+def _inside_counts(
+    query: np.ndarray, ref: np.ndarray, radii: np.ndarray, strict: bool, block: int
+) -> tuple[np.ndarray, np.ndarray]:
     """For each query row: #ref balls containing it; for each ref ball: whether any query hits.
 
     query: (n, d), ref: (m, d), radii: (m,) -> ((n,) int counts, (m,) bool hit).
@@ -61,13 +62,14 @@ def _inside_counts(query: np.ndarray, ref: np.ndarray, radii: np.ndarray, strict
     for i, q in _blocks(query, block):
         d = _sq_dists(q, ref, ref_sq)
         inside = d < radii[None, :] if strict else d <= radii[None, :]
-        counts[i:i + len(q)] = inside.sum(1)
+        counts[i : i + len(q)] = inside.sum(1)
         hit |= inside.any(0)
     return counts, hit
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3,
-                     block: int = 1024) -> dict[str, float]:
+def precision_recall(
+    real: np.ndarray, fake: np.ndarray, k: int = 3, block: int = 1024
+) -> dict[str, float]:
     """Improved precision and recall; real: (N_r, d), fake: (N_f, d) features."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     in_real, _ = _inside_counts(fake, real, kth_nn_radii(real, k, block), False, block)
@@ -75,16 +77,20 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3,
     return {"precision": float((in_real > 0).mean()), "recall": float((in_fake > 0).mean())}
 
 
-def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5,
-                     block: int = 1024) -> dict[str, float]:
+def density_coverage(
+    real: np.ndarray, fake: np.ndarray, k: int = 5, block: int = 1024
+) -> dict[str, float]:
     """Density and coverage; real: (N_r, d), fake: (N_f, d) features."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     counts, hit = _inside_counts(fake, real, kth_nn_radii(real, k, block), True, block)
     return {"density": float(counts.sum() / (k * len(fake))), "coverage": float(hit.mean())}
 
 
-def prdc(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5,
-         block: int = 1024) -> dict[str, float]:
+def prdc(
+    real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5, block: int = 1024
+) -> dict[str, float]:
     """All four: precision/recall with k_pr neighbours, density/coverage with k_dc."""
-    return {**precision_recall(real, fake, k_pr, block),
-            **density_coverage(real, fake, k_dc, block)}
+    return {
+        **precision_recall(real, fake, k_pr, block),
+        **density_coverage(real, fake, k_dc, block),
+    }

@@ -91,11 +91,15 @@ class ArraySource(Source):
     def batches(self, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         idx = torch.as_tensor(_subset(self.length, n, seed))
         for i in range(0, len(idx), batch_size):
-            yield self.x[idx[i:i + batch_size]]
+            yield self.x[idx[i : i + batch_size]]
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "array", "name": self.name, "size": self.length,
-                "shape": list(self.x.shape[1:])}
+        return {
+            "type": "array",
+            "name": self.name,
+            "size": self.length,
+            "shape": list(self.x.shape[1:]),
+        }
 
 
 class DatasetSource(Source):
@@ -121,11 +125,12 @@ class DatasetSource(Source):
         idx = _subset(self.length, n, seed)
         for i in range(0, len(idx), batch_size):
             if hasattr(self.dataset, "get_batch"):  # gansn.data's one-gather fast path
-                yield self.dataset.get_batch(torch.as_tensor(idx[i:i + batch_size]))[0].float()
+                yield self.dataset.get_batch(torch.as_tensor(idx[i : i + batch_size]))[0].float()
                 continue
-            items = [self.dataset[int(j)] for j in idx[i:i + batch_size]]
-            yield torch.stack([torch.as_tensor(it[0] if isinstance(it, tuple | list) else it)
-                               for it in items]).float()
+            items = [self.dataset[int(j)] for j in idx[i : i + batch_size]]
+            yield torch.stack(
+                [torch.as_tensor(it[0] if isinstance(it, tuple | list) else it) for it in items]
+            ).float()
 
     def describe(self) -> dict[str, Any]:
         return {"type": "dataset", "name": self.name, "split": self.split, "size": self.length}
@@ -146,8 +151,9 @@ class GeneratorSource(Source):
         self._rng: dict[str, Any] | None = None
 
     @classmethod
-    def from_module(cls, g: nn.Module, z_dim: int | None = None,
-                    device: str | torch.device | None = None) -> GeneratorSource:
+    def from_module(
+        cls, g: nn.Module, z_dim: int | None = None, device: str | torch.device | None = None
+    ) -> GeneratorSource:
         z_dim = z_dim or getattr(g, "z_dim", None)
         if not z_dim:
             raise ConfigError("a generator module needs z_dim (attribute or argument)")
@@ -194,8 +200,7 @@ class FolderSource(Source):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self.files = sorted(p for p in self.path.rglob("*")
-                            if p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not self.files:
             raise ConfigError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.path}")
         self.length = len(self.files)
@@ -212,7 +217,7 @@ class FolderSource(Source):
     def batches(self, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         idx = _subset(self.length, n, seed)
         for i in range(0, len(idx), batch_size):
-            yield torch.stack([self._load(self.files[j]) for j in idx[i:i + batch_size]])
+            yield torch.stack([self._load(self.files[j]) for j in idx[i : i + batch_size]])
 
     def describe(self) -> dict[str, Any]:
         return {"type": "folder", "path": str(self.path), "size": self.length}
@@ -223,13 +228,16 @@ class StatsSource(Source):
 
     kind = "stats"
 
-    def __init__(self, mu: np.ndarray, sigma: np.ndarray, name: str = "stats",
-                 n: int | None = None) -> None:
+    def __init__(
+        self, mu: np.ndarray, sigma: np.ndarray, name: str = "stats", n: int | None = None
+    ) -> None:
         self.mu, self.sigma, self.name, self.n = mu, sigma, name, n
 
     def batches(self, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-        raise ConfigError(f"{self.name} holds only mu/sigma statistics: it can serve as the "
-                          "FID reference but has no samples for other metrics")
+        raise ConfigError(
+            f"{self.name} holds only mu/sigma statistics: it can serve as the "
+            "FID reference but has no samples for other metrics"
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"type": "stats", "name": self.name, "dim": int(self.mu.shape[0]), "n": self.n}
@@ -245,8 +253,9 @@ class NpzSource(ArraySource):
         with np.load(self.path) as f:
             key = next((k for k in self.KEYS if k in f), None)
             if key is None:
-                raise ConfigError(f"{self.path}: no samples under {self.KEYS} "
-                                  f"(keys: {sorted(f.keys())})")
+                raise ConfigError(
+                    f"{self.path}: no samples under {self.KEYS} (keys: {sorted(f.keys())})"
+                )
             super().__init__(f[key], name=self.path.name)
 
     def describe(self) -> dict[str, Any]:
@@ -266,9 +275,12 @@ def as_source(obj: Any) -> Source:
         if path.suffix == ".npz" and path.is_file():
             with np.load(path) as f:
                 if "mu" in f and "sigma" in f:
-                    return StatsSource(f["mu"].astype(np.float64),
-                                       f["sigma"].astype(np.float64), name=path.name,
-                                       n=int(f["n"]) if "n" in f else None)
+                    return StatsSource(
+                        f["mu"].astype(np.float64),
+                        f["sigma"].astype(np.float64),
+                        name=path.name,
+                        n=int(f["n"]) if "n" in f else None,
+                    )
             return NpzSource(path)
         raise ConfigError(f"{obj}: not an image folder nor an existing .npz file")
     if isinstance(obj, np.ndarray | torch.Tensor):

@@ -4,5 +4,13 @@ from gansn.nn import dcgan, mlp, resnet  # noqa: F401 - register the built-in ar
 from gansn.nn.archs import ARCHS, ModelSpec, build_discriminator, build_generator, build_models
 from gansn.nn.norms import NORMS, Norm, build_norm
 
-__all__ = ["ARCHS", "NORMS", "ModelSpec", "Norm", "build_discriminator", "build_generator",
-           "build_models", "build_norm"]
+__all__ = [
+    "ARCHS",
+    "NORMS",
+    "ModelSpec",
+    "Norm",
+    "build_discriminator",
+    "build_generator",
+    "build_models",
+    "build_norm",
+]

@@ -79,14 +79,27 @@ def _call(fn: Any, what: str, spec: ModelSpec, **kwargs: Any) -> nn.Module:
 
 def build_generator(spec: ModelSpec) -> nn.Module:
     """Build G from a spec: (N, z_dim) -> (N, *spec.shape)."""
-    return _call(_arch(spec).generator, "generator", spec, shape=spec.shape, z_dim=spec.z_dim,
-                 width=spec.width, norm=build_norm(spec.g_norm))
+    return _call(
+        _arch(spec).generator,
+        "generator",
+        spec,
+        shape=spec.shape,
+        z_dim=spec.z_dim,
+        width=spec.width,
+        norm=build_norm(spec.g_norm),
+    )
 
 
 def build_discriminator(spec: ModelSpec) -> nn.Module:
     """Build D from a spec: (N, *spec.shape) -> (N,)."""
-    return _call(_arch(spec).discriminator, "discriminator", spec, shape=spec.shape,
-                 width=spec.width, norm=build_norm(spec.d_norm))
+    return _call(
+        _arch(spec).discriminator,
+        "discriminator",
+        spec,
+        shape=spec.shape,
+        width=spec.width,
+        norm=build_norm(spec.d_norm),
+    )
 
 
 def build_models(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:

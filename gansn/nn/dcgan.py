@@ -9,6 +9,8 @@ after every D conv but the first (the DCGAN convention: D never normalizes raw p
 
 from __future__ import annotations
 
+import itertools
+
 from torch import nn
 
 from gansn.errors import ConfigError
@@ -36,8 +38,9 @@ class DCGAN:
     """
 
     @staticmethod
-    def generator(*, shape: tuple[int, ...], z_dim: int, width: float, norm: Norm,
-                  init_std: float = 0.02) -> Generator:
+    def generator(
+        *, shape: tuple[int, ...], z_dim: int, width: float, norm: Norm, init_std: float = 0.02
+    ) -> Generator:
         channels, size = image_shape(shape, "dcgan")
         b, init = _bottom(size), normal_init(init_std)
         ch = [scaled(c, width) for c in (512, 256, 128, 64)]
@@ -47,20 +50,26 @@ class DCGAN:
             norm.feature(ch[0]),
             nn.ReLU(),
         ]
-        for c_in, c_out in zip(ch, ch[1:]):
+        for c_in, c_out in itertools.pairwise(ch):
             layers += [deconv(norm, init, c_in, c_out, 4, 2, 1), norm.feature(c_out), nn.ReLU()]
         layers += [conv(norm, init, ch[-1], channels, 3), nn.Tanh()]
         return Generator(nn.Sequential(*layers), z_dim, shape)
 
     @staticmethod
-    def discriminator(*, shape: tuple[int, ...], width: float, norm: Norm,
-                      init_std: float = 0.02) -> Discriminator:
+    def discriminator(
+        *, shape: tuple[int, ...], width: float, norm: Norm, init_std: float = 0.02
+    ) -> Discriminator:
         channels, size = image_shape(shape, "dcgan")
         b, init = _bottom(size), normal_init(init_std)
         c64, c128, c256, c512 = (scaled(c, width) for c in (64, 128, 256, 512))
         plan = [  # (c_in, c_out, kernel, stride)
-            (channels, c64, 3, 1), (c64, c128, 4, 2), (c128, c128, 3, 1), (c128, c256, 4, 2),
-            (c256, c256, 3, 1), (c256, c512, 4, 2), (c512, c512, 3, 1),
+            (channels, c64, 3, 1),
+            (c64, c128, 4, 2),
+            (c128, c128, 3, 1),
+            (c128, c256, 4, 2),
+            (c256, c256, 3, 1),
+            (c256, c512, 4, 2),
+            (c512, c512, 3, 1),
         ]
         layers: list[nn.Module] = []
         for i, (c_in, c_out, k, s) in enumerate(plan):

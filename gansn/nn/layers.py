@@ -45,16 +45,32 @@ def default_init(layer: nn.Module) -> None:
     """Leave PyTorch's own initialisation in place."""
 
 
-def conv(norm: Norm, init: Init, c_in: int, c_out: int, k: int, stride: int = 1,
-         padding: int | None = None, bias: bool = True) -> nn.Module:
+def conv(
+    norm: Norm,
+    init: Init,
+    c_in: int,
+    c_out: int,
+    k: int,
+    stride: int = 1,
+    padding: int | None = None,
+    bias: bool = True,
+) -> nn.Module:
     """Conv2d (padding k//2 by default): (N, c_in, H, W) -> (N, c_out, H', W')."""
     layer = nn.Conv2d(c_in, c_out, k, stride, k // 2 if padding is None else padding, bias=bias)
     init(layer)
     return norm.wrap(layer)
 
 
-def deconv(norm: Norm, init: Init, c_in: int, c_out: int, k: int = 4, stride: int = 2,
-           padding: int = 1, bias: bool = True) -> nn.Module:
+def deconv(
+    norm: Norm,
+    init: Init,
+    c_in: int,
+    c_out: int,
+    k: int = 4,
+    stride: int = 2,
+    padding: int = 1,
+    bias: bool = True,
+) -> nn.Module:
     """ConvTranspose2d: (N, c_in, H, W) -> (N, c_out, H*stride, W*stride) for k=4, p=1."""
     layer = nn.ConvTranspose2d(c_in, c_out, k, stride, padding, bias=bias)
     init(layer)
@@ -105,8 +121,12 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> torch.Tensor:
+    def sample_latent(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
         """Standard normal latents: -> (n, z_dim)."""
         return torch.randn(n, self.z_dim, generator=generator, device=device)
 
@@ -125,4 +145,4 @@ class Discriminator(nn.Module):
 
 def scaled(channels: int, width: float) -> int:
     """Channel count scaled by the ``width`` knob (at least 1)."""
-    return max(1, int(math.floor(channels * width + 0.5)))
+    return max(1, math.floor(channels * width + 0.5))

@@ -29,21 +29,32 @@ class MLP:
     """G: z -> [linear, norm, ReLU] x depth -> linear -> point; D: mirror -> 1 logit."""
 
     @staticmethod
-    def generator(*, shape: tuple[int, ...], z_dim: int, width: float, norm: Norm,
-                  hidden: int = 128, depth: int = 3) -> Generator:
+    def generator(
+        *,
+        shape: tuple[int, ...],
+        z_dim: int,
+        width: float,
+        norm: Norm,
+        hidden: int = 128,
+        depth: int = 3,
+    ) -> Generator:
         h = scaled(hidden, width)
         layers: list[nn.Module] = []
         f_in = z_dim
         for _ in range(depth):
-            layers += [linear(norm, default_init, f_in, h), norm.feature(h, spatial=False),
-                       nn.ReLU()]
+            layers += [
+                linear(norm, default_init, f_in, h),
+                norm.feature(h, spatial=False),
+                nn.ReLU(),
+            ]
             f_in = h
         layers.append(linear(norm, default_init, f_in, _dim(shape)))
         return Generator(nn.Sequential(*layers), z_dim, shape)
 
     @staticmethod
-    def discriminator(*, shape: tuple[int, ...], width: float, norm: Norm,
-                      hidden: int = 128, depth: int = 3) -> Discriminator:
+    def discriminator(
+        *, shape: tuple[int, ...], width: float, norm: Norm, hidden: int = 128, depth: int = 3
+    ) -> Discriminator:
         h = scaled(hidden, width)
         layers: list[nn.Module] = []
         f_in = _dim(shape)

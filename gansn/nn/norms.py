@@ -201,13 +201,17 @@ class GroupNorm(Norm):
         maps to its bias whatever the input (zero gradient); there groups keep >= 2 channels.
         """
         min_size = 1 if spatial else min(2, num_channels)
-        return max(g for g in range(1, min(self.num_groups, num_channels) + 1)
-                   if num_channels % g == 0 and num_channels // g >= min_size)
+        return max(
+            g
+            for g in range(1, min(self.num_groups, num_channels) + 1)
+            if num_channels % g == 0 and num_channels // g >= min_size
+        )
 
     def feature(self, num_channels: int, spatial: bool = True) -> nn.Module:
         # GroupNorm accepts (N, C) and (N, C, H, W) alike
-        return nn.GroupNorm(self.groups_for(num_channels, spatial), num_channels, eps=self.eps,
-                            affine=self.affine)
+        return nn.GroupNorm(
+            self.groups_for(num_channels, spatial), num_channels, eps=self.eps, affine=self.affine
+        )
 
     def _options(self) -> dict[str, Any]:
         return {"num_groups": self.num_groups, "eps": self.eps, "affine": self.affine}

@@ -21,6 +21,7 @@ biases 0.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from torch import nn
@@ -40,8 +41,11 @@ from gansn.nn.layers import (
 from gansn.nn.norms import Norm
 
 # size -> (G bottom resolution, G channels: first is the linear's, one up-block per step)
-_G_LAYOUT = {32: (4, [256, 256, 256, 256]), 48: (6, [512, 256, 128, 64]),
-             64: (4, [1024, 512, 256, 128, 64])}
+_G_LAYOUT = {
+    32: (4, [256, 256, 256, 256]),
+    48: (6, [512, 256, 128, 64]),
+    64: (4, [1024, 512, 256, 128, 64]),
+}
 # size -> D blocks after the optimized one: (channels of optimized block, [(c_out, down)])
 _D_LAYOUT = {
     32: (128, [(128, True), (128, False), (128, False)]),
@@ -64,12 +68,17 @@ def _layout(size: int, table: dict) -> tuple:
 def g_block(norm: Norm, c_in: int, c_out: int) -> ResBlock:
     """Up-block: (N, c_in, H, W) -> (N, c_out, 2H, 2W)."""
     residual = nn.Sequential(
-        norm.feature(c_in), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"),
-        conv(norm, _RES, c_in, c_out, 3), norm.feature(c_out), nn.ReLU(),
+        norm.feature(c_in),
+        nn.ReLU(),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        conv(norm, _RES, c_in, c_out, 3),
+        norm.feature(c_out),
+        nn.ReLU(),
         conv(norm, _RES, c_out, c_out, 3),
     )
-    shortcut = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                             conv(norm, _SC, c_in, c_out, 1))
+    shortcut = nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"), conv(norm, _SC, c_in, c_out, 1)
+    )
     return ResBlock(residual, shortcut)
 
 
@@ -77,18 +86,27 @@ def d_block(norm: Norm, c_in: int, c_out: int, down: bool) -> ResBlock:
     """(N, c_in, H, W) -> (N, c_out, H/2, W/2) when ``down``, else same size."""
     pool = [nn.AvgPool2d(2)] if down else []
     residual = nn.Sequential(
-        norm.feature(c_in), nn.ReLU(), conv(norm, _RES, c_in, c_out, 3),
-        norm.feature(c_out), nn.ReLU(), conv(norm, _RES, c_out, c_out, 3), *pool,
+        norm.feature(c_in),
+        nn.ReLU(),
+        conv(norm, _RES, c_in, c_out, 3),
+        norm.feature(c_out),
+        nn.ReLU(),
+        conv(norm, _RES, c_out, c_out, 3),
+        *pool,
     )
     learnable = down or c_in != c_out
-    shortcut = nn.Sequential(conv(norm, _SC, c_in, c_out, 1), *pool) if learnable else nn.Sequential()
+    shortcut = (
+        nn.Sequential(conv(norm, _SC, c_in, c_out, 1), *pool) if learnable else nn.Sequential()
+    )
     return ResBlock(residual, shortcut)
 
 
 def d_block_optimized(norm: Norm, c_in: int, c_out: int) -> ResBlock:
     """D's first block on raw pixels: (N, c_in, H, W) -> (N, c_out, H/2, W/2)."""
     residual = nn.Sequential(
-        conv(norm, _RES, c_in, c_out, 3), nn.ReLU(), conv(norm, _RES, c_out, c_out, 3),
+        conv(norm, _RES, c_in, c_out, 3),
+        nn.ReLU(),
+        conv(norm, _RES, c_out, c_out, 3),
         nn.AvgPool2d(2),
     )
     shortcut = nn.Sequential(nn.AvgPool2d(2), conv(norm, _SC, c_in, c_out, 1))
@@ -100,8 +118,7 @@ class ResNet:
     """SNGAN ResNet G and D for 32x32, 48x48 and 64x64 images."""
 
     @staticmethod
-    def generator(*, shape: tuple[int, ...], z_dim: int, width: float,
-                  norm: Norm) -> Generator:
+    def generator(*, shape: tuple[int, ...], z_dim: int, width: float, norm: Norm) -> Generator:
         channels, size = image_shape(shape, "resnet")
         bottom, chs = _layout(size, _G_LAYOUT)
         chs = [scaled(c, width) for c in chs]
@@ -109,9 +126,13 @@ class ResNet:
             linear(norm, _SC, z_dim, bottom * bottom * chs[0]),
             nn.Unflatten(1, (chs[0], bottom, bottom)),
         ]
-        layers += [g_block(norm, a, b) for a, b in zip(chs, chs[1:])]
-        layers += [norm.feature(chs[-1]), nn.ReLU(), conv(norm, _SC, chs[-1], channels, 3),
-                   nn.Tanh()]
+        layers += [g_block(norm, a, b) for a, b in itertools.pairwise(chs)]
+        layers += [
+            norm.feature(chs[-1]),
+            nn.ReLU(),
+            conv(norm, _SC, chs[-1], channels, 3),
+            nn.Tanh(),
+        ]
         return Generator(nn.Sequential(*layers), z_dim, shape)
 
     @staticmethod

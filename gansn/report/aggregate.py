@@ -22,9 +22,18 @@ Direction = Literal["min", "max"]
 
 # Keyed by the last component of a tag ("metrics/fid" -> "fid", "modes/class_kl" -> "class_kl").
 DIRECTIONS: dict[str, Direction] = {
-    "fid": "min", "kid": "min", "kl": "min", "class_kl": "min", "ndb": "min",
-    "precision": "max", "recall": "max", "density": "max", "coverage": "max",
-    "covered": "max", "high_quality": "max", "class_coverage": "max",
+    "fid": "min",
+    "kid": "min",
+    "kl": "min",
+    "class_kl": "min",
+    "ndb": "min",
+    "precision": "max",
+    "recall": "max",
+    "density": "max",
+    "coverage": "max",
+    "covered": "max",
+    "high_quality": "max",
+    "class_coverage": "max",
 }
 
 # Tags shown in the tables (final and best value each), in column order, with labels.
@@ -90,8 +99,9 @@ def aggregate(values: Iterable[float | None]) -> Stat | None:
     return Stat(mean=statistics.fmean(vals), std=std, n=len(vals), values=vals)
 
 
-def best_keys(stats: Mapping[str, Stat | None], how: Direction | None,
-              *, rel_tol: float = 1e-9) -> set[str]:
+def best_keys(
+    stats: Mapping[str, Stat | None], how: Direction | None, *, rel_tol: float = 1e-9
+) -> set[str]:
     """Keys whose mean is best under ``how``; ties all win. Empty with < 2 candidates.
 
     Bolding the only row that has a number would claim a comparison that was not made.
@@ -276,8 +286,9 @@ def _determined(runs: Sequence[Run], key: str, by: str) -> bool:
     return all(len(v) == 1 for v in seen.values())
 
 
-def informative_keys(runs: Sequence[Run], keys: Sequence[str],
-                     anchors: Sequence[str] = ()) -> list[str]:
+def informative_keys(
+    runs: Sequence[Run], keys: Sequence[str], anchors: Sequence[str] = ()
+) -> list[str]:
     """Drop ``group.x`` keys that only vary because ``group.name`` (or an anchor) does.
 
     Spectral norm has ``n_power_iterations`` and batch norm has ``momentum``; across a norm
@@ -303,8 +314,11 @@ def row_label(values: Mapping[str, Any]) -> str:
     def one(part: dict[str, Any], prefix: str) -> str:
         name = part.get(f"{prefix}.name")
         name = "?" if name is None and f"{prefix}.name" in part else name
-        extra = [f"{k[len(prefix) + 1:]}={format_value(v)}" for k, v in part.items()
-                 if k != f"{prefix}.name"]
+        extra = [
+            f"{k[len(prefix) + 1 :]}={format_value(v)}"
+            for k, v in part.items()
+            if k != f"{prefix}.name"
+        ]
         head = str(name) if name is not None else ""
         if extra:
             head = f"{head} ({', '.join(extra)})" if head else ", ".join(extra)
@@ -321,8 +335,9 @@ def build_study(runs: Sequence[Run]) -> Study:
     runs = list(runs)
     varying = varying_keys(runs)
     row_keys = [k for k in varying if k.split(".", 1)[0] in ROW_PREFIXES]
-    if not any(k.startswith("d_norm") for k in row_keys) and any("d_norm.name" in r.flat
-                                                                for r in runs):
+    if not any(k.startswith("d_norm") for k in row_keys) and any(
+        "d_norm.name" in r.flat for r in runs
+    ):
         # A sweep over something else with one norm still names its rows by that norm.
         row_keys = ["d_norm.name", *row_keys]
     setting_keys = [k for k in varying if k not in row_keys and k != SEED_KEY]
@@ -335,8 +350,9 @@ def build_study(runs: Sequence[Run]) -> Study:
         svals = {k: run.flat.get(k) for k in setting_keys}
         skey = _canon(svals)
         if skey not in settings:
-            settings[skey] = Setting(index=len(settings) + 1, values=svals,
-                                     label_keys=setting_label_keys)
+            settings[skey] = Setting(
+                index=len(settings) + 1, values=svals, label_keys=setting_label_keys
+            )
         setting = settings[skey]
         rvals = {k: run.flat.get(k) for k in row_keys}
         row = next((r for r in setting.rows if _canon(r.values) == _canon(rvals)), None)
@@ -353,9 +369,14 @@ def build_study(runs: Sequence[Run]) -> Study:
             c.id: best_keys({row.label: row.stats[c.id] for row in setting.rows}, c.direction)
             for c in setting.columns
         }
-    return Study(runs=runs, varying=varying, row_keys=row_keys, setting_keys=setting_keys,
-                 settings=list(settings.values()),
-                 display_keys=informative_keys(runs, varying))
+    return Study(
+        runs=runs,
+        varying=varying,
+        row_keys=row_keys,
+        setting_keys=setting_keys,
+        settings=list(settings.values()),
+        display_keys=informative_keys(runs, varying),
+    )
 
 
 def format_stat(s: Stat | None) -> str:
@@ -367,8 +388,9 @@ def format_stat(s: Stat | None) -> str:
     return f"{s.mean:.4g} ± {s.std:.2g}"
 
 
-def mean_curve(series_list: Sequence[Sequence[tuple[int, float]]]
-               ) -> tuple[list[int], list[float], list[float], list[float]]:
+def mean_curve(
+    series_list: Sequence[Sequence[tuple[int, float]]],
+) -> tuple[list[int], list[float], list[float], list[float]]:
     """Mean, min and max over runs at every step any run logged (runs missing a step skip it).
 
     Returns ``(steps, mean, lo, hi)``; non-finite values are ignored.
@@ -379,5 +401,9 @@ def mean_curve(series_list: Sequence[Sequence[tuple[int, float]]]
             if math.isfinite(v):
                 by_step.setdefault(step, []).append(v)
     steps = sorted(by_step)
-    return (steps, [statistics.fmean(by_step[s]) for s in steps],
-            [min(by_step[s]) for s in steps], [max(by_step[s]) for s in steps])
+    return (
+        steps,
+        [statistics.fmean(by_step[s]) for s in steps],
+        [min(by_step[s]) for s in steps],
+        [max(by_step[s]) for s in steps],
+    )

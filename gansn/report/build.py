@@ -99,8 +99,11 @@ def sweep_commands(sweep_dir: Path, runs: list[Run]) -> tuple[str | None, list[t
     sweep = None
     if task:
         sweep = "gansn-train -m " + " ".join(shlex.quote(str(t)) for t in task)
-    per_run = [(r.rel, " ".join(["gansn-train", *(shlex.quote(o) for o in r.overrides)]))
-               for r in runs if r.overrides]
+    per_run = [
+        (r.rel, " ".join(["gansn-train", *(shlex.quote(o) for o in r.overrides)]))
+        for r in runs
+        if r.overrides
+    ]
     return sweep, per_run
 
 
@@ -121,12 +124,15 @@ def _pick(setting: Setting, ok: Callable[[Run], bool]) -> tuple[Any, list[tuple[
     usable = {k: v for k, v in usable.items() if v}
     if not usable:
         return None, []
-    common = set.intersection(*({json.dumps(r.seed, default=str) for r in v}
-                                for v in usable.values()))
+    common = set.intersection(
+        *({json.dumps(r.seed, default=str) for r in v} for v in usable.values())
+    )
     if common:
         seed_key = sorted(common)[0]
-        picked = [(k, next(r for r in v if json.dumps(r.seed, default=str) == seed_key))
-                  for k, v in usable.items()]
+        picked = [
+            (k, next(r for r in v if json.dumps(r.seed, default=str) == seed_key))
+            for k, v in usable.items()
+        ]
         return json.loads(seed_key), picked
     return None, [(k, v[0]) for k, v in usable.items()]
 
@@ -141,8 +147,9 @@ class _Figures:
         self.missing: list[dict[str, str]] = []
         self._models: dict[Path, Any] = {}
 
-    def draw(self, setting: Setting, name: str, what: str,
-             fn: Callable[[Path], Path | None]) -> str | None:
+    def draw(
+        self, setting: Setting, name: str, what: str, fn: Callable[[Path], Path | None]
+    ) -> str | None:
         if not self.enabled:
             return None
         path = self.out / f"fig_{setting.id}_{name}.png"
@@ -153,8 +160,9 @@ class _Figures:
             self.missing.append({"setting": setting.id, "figure": what, "reason": str(err)})
             return None
         if made is None:
-            self.missing.append({"setting": setting.id, "figure": what,
-                                 "reason": "no data logged for it"})
+            self.missing.append(
+                {"setting": setting.id, "figure": what, "reason": "no data logged for it"}
+            )
             return None
         return path.name
 
@@ -172,8 +180,9 @@ class _Figures:
         return got
 
 
-def _setting_figures(setting: Setting, figs: _Figures, colors: dict[str, int]
-                     ) -> tuple[list[Figure], list[str]]:
+def _setting_figures(
+    setting: Setting, figs: _Figures, colors: dict[str, int]
+) -> tuple[list[Figure], list[str]]:
     from gansn.report import plots
 
     out: list[Figure] = []
@@ -186,21 +195,35 @@ def _setting_figures(setting: Setting, figs: _Figures, colors: dict[str, int]
         curves.append("modes/covered")
     for tag in curves:
         label = _LABELS.get(tag, tag)
-        name = figs.draw(setting, tag.replace("/", "_"), f"{label} vs step",
-                         lambda p, t=tag, lb=label: plots.plot_metric_curves(setting, t, p,
-                                                                             ylabel=lb))
+        name = figs.draw(
+            setting,
+            tag.replace("/", "_"),
+            f"{label} vs step",
+            lambda p, t=tag, lb=label: plots.plot_metric_curves(setting, t, p, ylabel=lb),
+        )
         if name:
-            out.append(Figure(name, f"{label} vs generator step per normalization "
-                                    "(mean over seeds; shaded: min–max over seeds)."))
+            out.append(
+                Figure(
+                    name,
+                    f"{label} vs generator step per normalization "
+                    "(mean over seeds; shaded: min–max over seeds).",
+                )
+            )
 
     if any(t.startswith("lipschitz/") for t in have):
-        name = figs.draw(setting, "lipschitz", "Lipschitz bracket",
-                         lambda p: plots.plot_lipschitz(setting, p))
+        name = figs.draw(
+            setting, "lipschitz", "Lipschitz bracket", lambda p: plots.plot_lipschitz(setting, p)
+        )
         if name:
-            out.append(Figure(name, "Lipschitz constant of D: product of layer operator norms "
-                                    "(upper bound, solid) and the largest empirical lower "
-                                    "bound — max input-gradient norm or finite-difference "
-                                    "ratio (dashed); mean over seeds, log scale."))
+            out.append(
+                Figure(
+                    name,
+                    "Lipschitz constant of D: product of layer operator norms "
+                    "(upper bound, solid) and the largest empirical lower "
+                    "bound — max input-gradient norm or finite-difference "
+                    "ratio (dashed); mean over seeds, log scale.",
+                )
+            )
 
     if figs.enabled and figs.checkpoints:
         from gansn.report.checkpoints import (
@@ -215,6 +238,7 @@ def _setting_figures(setting: Setting, figs: _Figures, colors: dict[str, int]
         if not picked:
             notes.append("Singular value spectra: no checkpoints/last.pt in any run.")
         else:
+
             def spectra(p: Path) -> Path | None:
                 data = {}
                 for label, run in picked:
@@ -224,9 +248,14 @@ def _setting_figures(setting: Setting, figs: _Figures, colors: dict[str, int]
 
             name = figs.draw(setting, "spectra", "singular value spectra", spectra)
             if name:
-                out.append(Figure(name, "Singular values σ_i/σ_max of each layer's effective "
-                                        f"weight of D at the end of training ({seed_txt}); "
-                                        "layers matched by position (cf. SNGAN, figure 2)."))
+                out.append(
+                    Figure(
+                        name,
+                        "Singular values σ_i/σ_max of each layer's effective "
+                        f"weight of D at the end of training ({seed_txt}); "
+                        "layers matched by position (cf. SNGAN, figure 2).",
+                    )
+                )
 
             def points(p: Path) -> Path | None:
                 data, centers = {}, None
@@ -239,22 +268,34 @@ def _setting_figures(setting: Setting, figs: _Figures, colors: dict[str, int]
                         centers = mode_centers(run.config.get("dataset"))
                 return plots.plot_points(data, centers, p, colors) if data else None
 
-            toy = any(str((r.config.get("model") or {}).get("name")) == "mlp"
-                      for _, r in picked)
+            toy = any(str((r.config.get("model") or {}).get("name")) == "mlp" for _, r in picked)
             if toy:
                 name = figs.draw(setting, "points", "generated points", points)
                 if name:
-                    out.append(Figure(name, "2000 generated points from seeded noise over the "
-                                            f"true mode centers ({seed_txt})."))
+                    out.append(
+                        Figure(
+                            name,
+                            "2000 generated points from seeded noise over the "
+                            f"true mode centers ({seed_txt}).",
+                        )
+                    )
 
     if figs.enabled:
         seed, picked = _pick(setting, lambda r: r.final_samples is not None)
         if picked:
-            title = (f"Final samples, fixed noise of seed {seed}" if seed is not None
-                     else "Final samples (seeds differ between norms)")
-            name = figs.draw(setting, "samples", "sample montage",
-                             lambda p: plots.plot_montage(
-                                 [(lb, r.final_samples) for lb, r in picked], p, title=title))
+            title = (
+                f"Final samples, fixed noise of seed {seed}"
+                if seed is not None
+                else "Final samples (seeds differ between norms)"
+            )
+            name = figs.draw(
+                setting,
+                "samples",
+                "sample montage",
+                lambda p: plots.plot_montage(
+                    [(lb, r.final_samples) for lb, r in picked], p, title=title
+                ),
+            )
             if name:
                 out.append(Figure(name, f"{title}: samples/final.png of each normalization."))
         else:
@@ -277,12 +318,15 @@ def _results_table(setting: Setting) -> Table:
 
 
 def _protocol_text(setting: Setting) -> str | None:
-    protos = {json.dumps(r.protocol, sort_keys=True) for r in setting.runs
-              if r.contributes and r.protocol}
+    protos = {
+        json.dumps(r.protocol, sort_keys=True) for r in setting.runs if r.contributes and r.protocol
+    }
     if not protos:
         return None
-    txt = "; ".join(", ".join(f"{k}={format_value(v)}" for k, v in json.loads(p).items())
-                    for p in sorted(protos))
+    txt = "; ".join(
+        ", ".join(f"{k}={format_value(v)}" for k, v in json.loads(p).items())
+        for p in sorted(protos)
+    )
     if len(protos) > 1:
         return f"Metric protocols DIFFER between runs — numbers are not comparable: {txt}"
     return f"Metric protocol: {txt}"
@@ -300,57 +344,96 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def _summary(study: Study, sweep: Path, title: str, figs_by_setting: dict[str, list[str]],
-             missing: list[dict[str, str]], machine: dict[str, Any], sweep_cmd: str | None
-             ) -> dict[str, Any]:
+def _summary(
+    study: Study,
+    sweep: Path,
+    title: str,
+    figs_by_setting: dict[str, list[str]],
+    missing: list[dict[str, str]],
+    machine: dict[str, Any],
+    sweep_cmd: str | None,
+) -> dict[str, Any]:
     settings = []
     for s in study.settings:
-        settings.append({
-            "id": s.id,
-            "label": s.label,
-            "values": s.values,
-            "columns": [{"id": c.id, "label": c.label, "tag": c.tag, "kind": c.kind,
-                         "direction": c.direction} for c in s.columns],
-            "best": {k: sorted(v) for k, v in s.best.items()},
-            "rows": [{
-                "norm": row.label,
-                "values": row.values,
-                "n": len(row.used),
-                "seeds": row.seeds,
-                "runs": [r.rel for r in row.used],
-                "excluded_runs": [r.rel for r in row.excluded],
-                "metrics": {c.id: (row.stats[c.id].to_dict() if row.stats[c.id] else None)
-                            for c in s.columns},
-            } for row in s.rows],
-            "figures": figs_by_setting.get(s.id, []),
-        })
-    runs = [{
-        "dir": r.rel, "status": r.status, "step": r.step, "error": r.error,
-        "wall_time_s": r.wall_time_s, "contributes": r.contributes, "seed": r.seed,
-        "overrides": r.overrides, "metric_lines": r.n_lines, "warnings": r.warnings,
-        "varying": {k: r.flat.get(k) for k in study.varying},
-    } for r in study.runs]
-    return _jsonable({
-        "title": title,
-        "sweep_dir": str(sweep),
-        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "varying_keys": study.varying,
-        "row_keys": study.row_keys,
-        "setting_keys": study.setting_keys,
-        "directions": DIRECTIONS,
-        "settings": settings,
-        "runs": runs,
-        "failed": [x for x in runs if not x["contributes"]],
-        "total_wall_time_s": sum(r.wall_time_s or 0.0 for r in study.runs),
-        "command": sweep_cmd,
-        "missing_figures": missing,
-        "machine": machine,
-    })
+        settings.append(
+            {
+                "id": s.id,
+                "label": s.label,
+                "values": s.values,
+                "columns": [
+                    {
+                        "id": c.id,
+                        "label": c.label,
+                        "tag": c.tag,
+                        "kind": c.kind,
+                        "direction": c.direction,
+                    }
+                    for c in s.columns
+                ],
+                "best": {k: sorted(v) for k, v in s.best.items()},
+                "rows": [
+                    {
+                        "norm": row.label,
+                        "values": row.values,
+                        "n": len(row.used),
+                        "seeds": row.seeds,
+                        "runs": [r.rel for r in row.used],
+                        "excluded_runs": [r.rel for r in row.excluded],
+                        "metrics": {
+                            c.id: (row.stats[c.id].to_dict() if row.stats[c.id] else None)
+                            for c in s.columns
+                        },
+                    }
+                    for row in s.rows
+                ],
+                "figures": figs_by_setting.get(s.id, []),
+            }
+        )
+    runs = [
+        {
+            "dir": r.rel,
+            "status": r.status,
+            "step": r.step,
+            "error": r.error,
+            "wall_time_s": r.wall_time_s,
+            "contributes": r.contributes,
+            "seed": r.seed,
+            "overrides": r.overrides,
+            "metric_lines": r.n_lines,
+            "warnings": r.warnings,
+            "varying": {k: r.flat.get(k) for k in study.varying},
+        }
+        for r in study.runs
+    ]
+    return _jsonable(
+        {
+            "title": title,
+            "sweep_dir": str(sweep),
+            "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "varying_keys": study.varying,
+            "row_keys": study.row_keys,
+            "setting_keys": study.setting_keys,
+            "directions": DIRECTIONS,
+            "settings": settings,
+            "runs": runs,
+            "failed": [x for x in runs if not x["contributes"]],
+            "total_wall_time_s": sum(r.wall_time_s or 0.0 for r in study.runs),
+            "command": sweep_cmd,
+            "missing_figures": missing,
+            "machine": machine,
+        }
+    )
 
 
-def build_report(sweep_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
-                 *, title: str | None = None, plots: bool = True,
-                 checkpoint_figures: bool = True, embed_images: bool = False) -> Path:
+def build_report(
+    sweep_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    title: str | None = None,
+    plots: bool = True,
+    checkpoint_figures: bool = True,
+    embed_images: bool = False,
+) -> Path:
     """Aggregate the sweep in ``sweep_dir`` into a report folder and return that folder.
 
     Writes ``report.md``, ``report.html``, ``summary.json`` and ``fig_*.png`` into
@@ -388,81 +471,132 @@ def build_report(sweep_dir: str | os.PathLike[str], out_dir: str | os.PathLike[s
 
     doc = Document(title)
     n_ok = sum(r.contributes for r in runs)
-    doc.add(Para(f"Sweep {sweep.resolve()} — {len(runs)} runs, {n_ok} used in the tables, "
-                 f"{len(runs) - n_ok} excluded (failed or without metrics), "
-                 f"{len(study.settings)} setting(s). Report by gansn {gansn.__version__}, "
-                 f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}."))
+    doc.add(
+        Para(
+            f"Sweep {sweep.resolve()} — {len(runs)} runs, {n_ok} used in the tables, "
+            f"{len(runs) - n_ok} excluded (failed or without metrics), "
+            f"{len(study.settings)} setting(s). Report by gansn {gansn.__version__}, "
+            f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}."
+        )
+    )
     shown = set(study.display_keys)
     row_keys = [short_key(k) for k in study.row_keys if k in shown or k.endswith(".name")]
     setting_keys = [short_key(k) for k in study.setting_keys if k in shown]
-    dims = [f"Rows (normalization): {', '.join(row_keys) or '—'}",
-            f"Tables (settings): {', '.join(setting_keys) or '—'}",
-            "Aggregated over: seed"]
+    dims = [
+        f"Rows (normalization): {', '.join(row_keys) or '—'}",
+        f"Tables (settings): {', '.join(setting_keys) or '—'}",
+        "Aggregated over: seed",
+    ]
     doc.add(Bullets(dims))
     if sweep_cmd:
         doc.add(Heading("Command"), Code(sweep_cmd))
 
     figs_by_setting: dict[str, list[str]] = {}
     for s in study.settings:
-        doc.add(Heading(f"Setting {s.index}: {s.label}" if len(study.settings) > 1
-                        else f"Results: {s.label}"))
+        doc.add(
+            Heading(
+                f"Setting {s.index}: {s.label}"
+                if len(study.settings) > 1
+                else f"Results: {s.label}"
+            )
+        )
         if s.values and s.full_label != s.label:
             doc.add(Para(f"Configuration: {s.full_label}"))
         if not s.columns:
-            doc.add(Para("No evaluation metrics (FID, KID, P/R, modes) or Lipschitz bounds "
-                         "were logged by any usable run of this setting."))
+            doc.add(
+                Para(
+                    "No evaluation metrics (FID, KID, P/R, modes) or Lipschitz bounds "
+                    "were logged by any usable run of this setting."
+                )
+            )
         doc.add(_results_table(s))
-        doc.add(Para("Mean ± std over seeds (sample std, ddof=1; no ± for one seed); n = seeds "
-                     "used, excl. = failed or metric-less runs left out. final = last logged "
-                     "value, best = best logged value over training. Bold = best per column "
-                     "(lower is better for FID, KID and KL; higher for the rest; ties all bold); "
-                     "Lipschitz bounds are not ranked."))
+        doc.add(
+            Para(
+                "Mean ± std over seeds (sample std, ddof=1; no ± for one seed); n = seeds "
+                "used, excl. = failed or metric-less runs left out. final = last logged "
+                "value, best = best logged value over training. Bold = best per column "
+                "(lower is better for FID, KID and KL; higher for the rest; ties all bold); "
+                "Lipschitz bounds are not ranked."
+            )
+        )
         proto = _protocol_text(s)
         if proto:
             doc.add(Para(proto))
         incomplete = [r.rel for r in s.runs if r.contributes and r.status != "completed"]
         if incomplete:
-            doc.add(Para("Not completed (their last logged values are used): "
-                         + ", ".join(incomplete)))
+            doc.add(
+                Para("Not completed (their last logged values are used): " + ", ".join(incomplete))
+            )
         fig_blocks, notes = _setting_figures(s, figs, colors)
         doc.add(*fig_blocks)
         figs_by_setting[s.id] = [f.path for f in fig_blocks]
         gone = [m for m in figs.missing if m["setting"] == s.id]
         if gone or notes:
-            doc.add(Para("Figures not drawn: " + "; ".join(
-                [f"{m['figure']} ({m['reason']})" for m in gone] + notes)))
+            doc.add(
+                Para(
+                    "Figures not drawn: "
+                    + "; ".join([f"{m['figure']} ({m['reason']})" for m in gone] + notes)
+                )
+            )
     if not plots:
         doc.add(Para("Figures were not drawn (--no-plots)."))
 
     doc.add(Heading("Failed runs"))
     failed = study.excluded
     if failed:
-        doc.add(Table(["Run dir", "Status", "Step", "Error"],
-                      [[r.rel, r.status, format_value(r.step),
-                        r.error or ("no metrics logged" if not r.has_metrics else "—")]
-                       for r in failed]))
+        doc.add(
+            Table(
+                ["Run dir", "Status", "Step", "Error"],
+                [
+                    [
+                        r.rel,
+                        r.status,
+                        format_value(r.step),
+                        r.error or ("no metrics logged" if not r.has_metrics else "—"),
+                    ]
+                    for r in failed
+                ],
+            )
+        )
     else:
         doc.add(Para("None: every run completed with metrics."))
 
     doc.add(Heading("Runs"))
     vk = study.display_keys
-    doc.add(Table(["Run dir", *map(short_key, vk), "Status", "Step", "Wall time"],
-                  [[r.rel, *(format_value(r.flat.get(k)) for k in vk), r.status,
-                    format_value(r.step), _fmt_seconds(r.wall_time_s)] for r in runs],
-                  caption="Config keys that vary across the sweep, per run."))
+    doc.add(
+        Table(
+            ["Run dir", *map(short_key, vk), "Status", "Step", "Wall time"],
+            [
+                [
+                    r.rel,
+                    *(format_value(r.flat.get(k)) for k in vk),
+                    r.status,
+                    format_value(r.step),
+                    _fmt_seconds(r.wall_time_s),
+                ]
+                for r in runs
+            ],
+            caption="Config keys that vary across the sweep, per run.",
+        )
+    )
     total = sum(r.wall_time_s or 0.0 for r in runs)
     doc.add(Para(f"Total wall time: {_fmt_seconds(total)} over {len(runs)} runs."))
     if run_cmds:
-        doc.add(Heading("Per-run commands", 3),
-                Code("\n".join(f"{cmd}  # {rel}" for rel, cmd in run_cmds)))
+        doc.add(
+            Heading("Per-run commands", 3),
+            Code("\n".join(f"{cmd}  # {rel}" for rel, cmd in run_cmds)),
+        )
     warnings = [f"{r.rel}: {w}" for r in runs for w in r.warnings]
     if warnings:
         doc.add(Heading("Warnings", 3), Bullets(warnings))
 
-    doc.add(Heading("Machine"),
-            Para("Where this report was built (the run directories do not record the "
-                 "training machine)."),
-            Table(["", ""], [[k, format_value(v)] for k, v in machine.items()]))
+    doc.add(
+        Heading("Machine"),
+        Para(
+            "Where this report was built (the run directories do not record the training machine)."
+        ),
+        Table(["", ""], [[k, format_value(v)] for k, v in machine.items()]),
+    )
 
     summary = _summary(study, sweep, title, figs_by_setting, figs.missing, machine, sweep_cmd)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
@@ -470,4 +604,3 @@ def build_report(sweep_dir: str | os.PathLike[str], out_dir: str | os.PathLike[s
     (out / "report.html").write_text(to_html(doc, root=out, embed_images=embed_images))
     log.info("report written to %s", out)
     return out
-

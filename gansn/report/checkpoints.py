@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 
 # Mode centers of the toy datasets, used when gansn.data cannot be imported or built.
 _TOY_CENTERS: dict[str, np.ndarray] = {
-    "ring8": np.array([[math.cos(2 * math.pi * k / 8), math.sin(2 * math.pi * k / 8)]
-                       for k in range(8)]),
-    "grid25": np.array([[x, y] for x in (-4.0, -2.0, 0.0, 2.0, 4.0)
-                        for y in (-4.0, -2.0, 0.0, 2.0, 4.0)]),
+    "ring8": np.array(
+        [[math.cos(2 * math.pi * k / 8), math.sin(2 * math.pi * k / 8)] for k in range(8)]
+    ),
+    "grid25": np.array(
+        [[x, y] for x in (-4.0, -2.0, 0.0, 2.0, 4.0) for y in (-4.0, -2.0, 0.0, 2.0, 4.0)]
+    ),
 }
 
 
@@ -39,14 +41,18 @@ def load_models(run_dir: Path, *, ema: bool = False) -> tuple[Any, Any, Any]:
             G, D, spec = _load(run_dir, ema=ema)
             return G.eval(), D.eval(), spec
         except Exception as err:  # a third-party loader failure must not end the report
-            log.warning("gansn.sampling.load_models(%s) failed (%s); rebuilding from the "
-                        "checkpoint's spec", run_dir, err)
+            log.warning(
+                "gansn.sampling.load_models(%s) failed (%s); rebuilding from the checkpoint's spec",
+                run_dir,
+                err,
+            )
     import torch
 
     from gansn.nn.archs import ModelSpec, build_models
 
-    ckpt = torch.load(Path(run_dir) / "checkpoints" / "last.pt", map_location="cpu",
-                      weights_only=True)
+    ckpt = torch.load(
+        Path(run_dir) / "checkpoints" / "last.pt", map_location="cpu", weights_only=True
+    )
     spec = ModelSpec.from_dict(ckpt["spec"])
     G, D = build_models(spec)
     models = ckpt["models"]
@@ -88,8 +94,15 @@ def singular_value_spectra(D: Any) -> dict[str, np.ndarray]:
     import torch
     from torch import nn
 
-    layers = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-              nn.ConvTranspose3d, nn.Linear)
+    layers = (
+        nn.Conv1d,
+        nn.Conv2d,
+        nn.Conv3d,
+        nn.ConvTranspose1d,
+        nn.ConvTranspose2d,
+        nn.ConvTranspose3d,
+        nn.Linear,
+    )
     out: dict[str, np.ndarray] = {}
     # eval + no_grad: reading an SN weight in training mode would run a power-iteration step
     # and change the very u/v that the checkpoint stored.

@@ -51,8 +51,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def plot_metric_curves(setting: Setting, tag: str, path: Path, *, ylabel: str,
-                       log_y: bool = False) -> Path | None:
+def plot_metric_curves(
+    setting: Setting, tag: str, path: Path, *, ylabel: str, log_y: bool = False
+) -> Path | None:
     """``tag`` vs generator step, one line per norm (mean over seeds, min-max shaded)."""
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -63,8 +64,14 @@ def plot_metric_curves(setting: Setting, tag: str, path: Path, *, ylabel: str,
         if not steps:
             continue
         n = sum(1 for s in series if s)
-        ax.plot(steps, mean, color=_color(i), marker="o" if len(steps) < 12 else None,
-                ms=3, label=f"{row.label} (n={n})")
+        ax.plot(
+            steps,
+            mean,
+            color=_color(i),
+            marker="o" if len(steps) < 12 else None,
+            ms=3,
+            label=f"{row.label} (n={n})",
+        )
         if n > 1:
             ax.fill_between(steps, lo, hi, color=_color(i), alpha=0.2, lw=0)
         drawn = True
@@ -105,8 +112,14 @@ def plot_lipschitz(setting: Setting, path: Path) -> Path | None:
         lo_map = dict(zip(*_positive(lo[0], lo[1])))
         shared = [(s, m, lo_map[s]) for s, m in zip(s_up, m_up) if s in lo_map]
         if shared:
-            ax.fill_between([x[0] for x in shared], [x[2] for x in shared],
-                            [x[1] for x in shared], color=_color(i), alpha=0.1, lw=0)
+            ax.fill_between(
+                [x[0] for x in shared],
+                [x[2] for x in shared],
+                [x[1] for x in shared],
+                color=_color(i),
+                alpha=0.1,
+                lw=0,
+            )
     if not drawn:
         plt.close(fig)
         return None
@@ -114,15 +127,19 @@ def plot_lipschitz(setting: Setting, path: Path) -> Path | None:
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("generator step")
     ax.set_ylabel("Lipschitz constant of D")
-    ax.set_title("Lipschitz bracket: operator-norm upper (solid), empirical lower (dashed)",
-                 fontsize=9)
+    ax.set_title(
+        "Lipschitz bracket: operator-norm upper (solid), empirical lower (dashed)", fontsize=9
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
 
 
-def plot_spectra(spectra: dict[str, list[tuple[str, np.ndarray]]], path: Path,
-                 colors: dict[str, int] | None = None) -> Path | None:
+def plot_spectra(
+    spectra: dict[str, list[tuple[str, np.ndarray]]],
+    path: Path,
+    colors: dict[str, int] | None = None,
+) -> Path | None:
     """SNGAN figure 2: per layer, sorted sigma_i / sigma_max, one line per norm.
 
     ``spectra`` maps a norm label to its layers in forward order ``[(name, sigmas), ...]``.
@@ -147,8 +164,15 @@ def plot_spectra(spectra: dict[str, list[tuple[str, np.ndarray]]], path: Path,
                 continue
             c = _color((colors or {}).get(label, j))
             # Markers for short spectra: the last layer (to one logit) has a single sigma.
-            ax.plot(np.arange(1, sig.size + 1), sig / sig[0], color=c, label=label, lw=1.2,
-                    marker="o" if sig.size <= 16 else None, ms=3)
+            ax.plot(
+                np.arange(1, sig.size + 1),
+                sig / sig[0],
+                color=c,
+                label=label,
+                lw=1.2,
+                marker="o" if sig.size <= 16 else None,
+                ms=3,
+            )
         names = [layers[li][0] for layers in spectra.values() if li < len(layers)]
         name = names[0] if len(set(names)) == 1 else ""
         ax.set_title(f"layer {li + 1}" + (f": {name[-24:]}" if name else ""), fontsize=9)
@@ -164,8 +188,12 @@ def plot_spectra(spectra: dict[str, list[tuple[str, np.ndarray]]], path: Path,
     return _save(fig, path)
 
 
-def plot_points(points: dict[str, np.ndarray], centers: np.ndarray | None, path: Path,
-                colors: dict[str, int] | None = None) -> Path | None:
+def plot_points(
+    points: dict[str, np.ndarray],
+    centers: np.ndarray | None,
+    path: Path,
+    colors: dict[str, int] | None = None,
+) -> Path | None:
     """Generated 2-D points (one panel per norm) over the true mode centers."""
     plt = require_matplotlib()
     if not points:
@@ -180,8 +208,7 @@ def plot_points(points: dict[str, np.ndarray], centers: np.ndarray | None, path:
     pad = 0.1 * (hi - lo) + 0.5
     for j, (label, pts) in enumerate(points.items()):
         ax = axes[0][j]
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4,
-                   color=_color((colors or {}).get(label, j)))
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, color=_color((colors or {}).get(label, j)))
         if centers is not None:
             ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="x", color="black", lw=1.5)
         ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])

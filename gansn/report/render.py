@@ -127,9 +127,17 @@ def to_html(doc: Document, *, root: Path | None = None, embed_images: bool = Fal
     """Render ``doc`` as one HTML page; images are relative links, or inlined as base64
     data URIs with ``embed_images`` (then the .html alone is the whole report)."""
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f"<title>{e(doc.title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
-           f"<h1>{e(doc.title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{e(doc.title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{e(doc.title)}</h1>",
+    ]
     for b in doc.blocks:
         if isinstance(b, Heading):
             lvl = max(1, min(6, b.level))
@@ -144,8 +152,11 @@ def to_html(doc: Document, *, root: Path | None = None, embed_images: bool = Fal
             out.append("<table>")
             if b.caption:
                 out.append(f"<caption>{e(b.caption)}</caption>")
-            out.append("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in b.headers)
-                       + "</tr></thead><tbody>")
+            out.append(
+                "<thead><tr>"
+                + "".join(f"<th>{e(h)}</th>" for h in b.headers)
+                + "</tr></thead><tbody>"
+            )
             for row in b.rows:
                 tds = []
                 for c in map(_cell, row):
@@ -154,8 +165,10 @@ def to_html(doc: Document, *, root: Path | None = None, embed_images: bool = Fal
                 out.append("<tr>" + "".join(tds) + "</tr>")
             out.append("</tbody></table>")
         elif isinstance(b, Figure):
-            out.append(f'<figure><img src="{_img_src(b.path, root, embed_images)}" '
-                       f'alt="{e(b.caption, quote=True)}"><figcaption>{e(b.caption)}'
-                       "</figcaption></figure>")
+            out.append(
+                f'<figure><img src="{_img_src(b.path, root, embed_images)}" '
+                f'alt="{e(b.caption, quote=True)}"><figcaption>{e(b.caption)}'
+                "</figcaption></figure>"
+            )
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"

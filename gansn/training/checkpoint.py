@@ -56,7 +56,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     file = find_checkpoint(path)
     try:
         ckpt = torch.load(file, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not ours / broken"
+    except Exception as err:
         raise ConfigError(f"cannot read checkpoint {file}: {err}") from None
     if not isinstance(ckpt, dict) or "format" not in ckpt:
         raise ConfigError(f"{file} is not a gansn checkpoint (no 'format' key)")

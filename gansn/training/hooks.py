@@ -38,17 +38,20 @@ class LipschitzHook(Hook):
 
     name = "lipschitz"
 
-    def __init__(self, trainer: Trainer, every: int, n_samples: int = 64, n_iter: int = 3,
-                 **options: Any) -> None:
+    def __init__(
+        self, trainer: Trainer, every: int, n_samples: int = 64, n_iter: int = 3, **options: Any
+    ) -> None:
         from gansn.metrics.lipschitz import LipschitzTracker
 
         self.every = every
         seed = int(trainer.cfg["seed"])
-        self.tracker = LipschitzTracker(trainer.D, trainer.spec.shape, n_iter=n_iter, seed=seed,
-                                        **options)
+        self.tracker = LipschitzTracker(
+            trainer.D, trainer.spec.shape, n_iter=n_iter, seed=seed, **options
+        )
         self.real = fixed_real_batch(trainer, n_samples, seed + 1)
-        self.z = torch.randn(len(self.real), trainer.spec.z_dim,
-                             generator=torch.Generator().manual_seed(seed + 2))
+        self.z = torch.randn(
+            len(self.real), trainer.spec.z_dim, generator=torch.Generator().manual_seed(seed + 2)
+        )
 
     def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
         G = trainer.G
@@ -77,24 +80,19 @@ class EvalHook(Hook):
 
     def __init__(self, trainer: Trainer, cfg: dict[str, Any]) -> None:
         from gansn.data import build_dataset
-        from gansn.metrics.core import Evaluator
+        from gansn.metrics.core import from_config
 
         self.every = int(cfg["eval_every"])
-        real = trainer.dataset
-        if cfg.get("real_split", "train") != "train":
-            real = build_dataset(trainer.cfg["dataset"], train=False)
-        features = cfg.get("features", "auto")
-        # `options` configure the main extractor (auto picks the classifier for images)
-        options = {features if features != "auto" else "classifier": dict(cfg.get("options")
-                                                                           or {})}
-        options.setdefault("inception", {})
-        options["inception"].update(weights=cfg.get("inception_weights"),
-                                    download=bool(cfg.get("download", False)))
-        self.evaluator = Evaluator(
-            list(cfg["list"]), real, features=features, feature_options=options,
-            num_real=cfg.get("num_real"), num_fake=int(cfg.get("num_fake", 2000)),
-            batch_size=int(cfg.get("batch_size", 100)), device=trainer.device,
-            cache_dir=cfg.get("cache_dir"), seed=int(trainer.cfg["seed"]), progress=False)
+        held_out = build_dataset(trainer.cfg["dataset"], train=False)
+        real = trainer.dataset if cfg.get("real_split", "train") == "train" else held_out
+        self.evaluator = from_config(
+            cfg,
+            real,
+            test_dataset=held_out,
+            device=trainer.device,
+            seed=int(trainer.cfg["seed"]),
+            progress=False,
+        )
 
     def __call__(self, trainer: Trainer, step: int) -> dict[str, Any]:
         G = trainer.sampler

@@ -43,17 +43,25 @@ class RunWriter:
 
         opt = cfg["optim"]
         hp = {
-            "arch": spec.arch, "g_norm": spec.g_norm["name"], "d_norm": spec.d_norm["name"],
-            "loss": cfg["loss"]["name"], "dataset": cfg["dataset"]["name"],
-            "lr_g": float(opt["g"]["lr"]), "lr_d": float(opt["d"]["lr"]),
+            "arch": spec.arch,
+            "g_norm": spec.g_norm["name"],
+            "d_norm": spec.d_norm["name"],
+            "loss": cfg["loss"]["name"],
+            "dataset": cfg["dataset"]["name"],
+            "lr_g": float(opt["g"]["lr"]),
+            "lr_d": float(opt["d"]["lr"]),
             "beta1": float(opt["d"].get("betas", [0, 0])[0]),
             "beta2": float(opt["d"].get("betas", [0, 0])[1]),
-            "n_dis": int(cfg["n_dis"]), "seed": int(cfg["seed"]),
+            "n_dis": int(cfg["n_dis"]),
+            "seed": int(cfg["seed"]),
             "setting": str(cfg.get("setting")),
         }
         # the metric tags are existing scalar tags, so the tab shows their last values
-        metrics = {k: float(v) for k, v in final.items()
-                   if k.split("/")[0] in ("loss", "d", "metrics", "modes", "lipschitz")}
+        metrics = {
+            k: float(v)
+            for k, v in final.items()
+            if k.split("/")[0] in ("loss", "d", "metrics", "modes", "lipschitz")
+        }
         exp, ssi, sei = hparams(hp, metrics)
         fw = self.w._get_file_writer()
         for summary in (exp, ssi, sei):

@@ -78,22 +78,30 @@ def validate_config(cfg: dict[str, Any]) -> None:
         v = cfg.get(key)
         need(isinstance(v, int) and v >= 1, f"{key} must be a positive integer, got {v!r}")
     gb = cfg.get("g_batch_size")
-    need(gb is None or (isinstance(gb, int) and gb >= 1),
-         f"g_batch_size must be null or a positive integer, got {gb!r}")
+    need(
+        gb is None or (isinstance(gb, int) and gb >= 1),
+        f"g_batch_size must be null or a positive integer, got {gb!r}",
+    )
     for key in ("log_every", "sample_every", "ckpt_every", "keep_every", "lipschitz_every"):
         v = cfg.get(key, 0)
         need(isinstance(v, int) and v >= 0, f"{key} must be an integer >= 0, got {v!r}")
     for who in ("g", "d"):
         opt = cfg["optim"][who]
         lr = opt.get("lr")
-        need(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr),
-             f"optim.{who}.lr must be a positive number, got {lr!r}")
+        need(
+            isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr),
+            f"optim.{who}.lr must be a positive number, got {lr!r}",
+        )
         betas = opt.get("betas")
         if betas is not None:
-            need(len(betas) == 2 and all(0 <= b < 1 for b in betas),
-                 f"optim.{who}.betas must be two numbers in [0, 1), got {betas!r}")
-    need(cfg["optim"].get("lr_decay", "none") in ("none", "linear"),
-         f"optim.lr_decay must be none or linear, got {cfg['optim'].get('lr_decay')!r}")
+            need(
+                len(betas) == 2 and all(0 <= b < 1 for b in betas),
+                f"optim.{who}.betas must be two numbers in [0, 1), got {betas!r}",
+            )
+    need(
+        cfg["optim"].get("lr_decay", "none") in ("none", "linear"),
+        f"optim.lr_decay must be none or linear, got {cfg['optim'].get('lr_decay')!r}",
+    )
     ema = cfg.get("ema", {})
     if ema.get("enabled"):
         d = ema.get("decay")
@@ -120,9 +128,15 @@ def check_writable(run_dir: Path) -> None:
 
 def model_spec(cfg: dict[str, Any], shape: tuple[int, ...]) -> ModelSpec:
     m = cfg["model"]
-    return ModelSpec(arch=m["name"], shape=tuple(shape), z_dim=int(m["z_dim"]),
-                     width=float(m.get("width", 1.0)), g_norm=dict(cfg["g_norm"]),
-                     d_norm=dict(cfg["d_norm"]), options=dict(m.get("options") or {}))
+    return ModelSpec(
+        arch=m["name"],
+        shape=tuple(shape),
+        z_dim=int(m["z_dim"]),
+        width=float(m.get("width", 1.0)),
+        g_norm=dict(cfg["g_norm"]),
+        d_norm=dict(cfg["d_norm"]),
+        options=dict(m.get("options") or {}),
+    )
 
 
 def build_optimizer(opt_cfg: dict[str, Any], params: Any) -> torch.optim.Optimizer:
@@ -148,8 +162,15 @@ class Trainer:
         hooks: extra :class:`Hook` objects (metrics, Lipschitz tracking, your own).
     """
 
-    def __init__(self, cfg: dict[str, Any], run_dir: str | Path, *, overrides: list[str] = (),
-                 resume: str | Path | None = None, hooks: list[Hook] = ()) -> None:
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        run_dir: str | Path,
+        *,
+        overrides: list[str] = (),
+        resume: str | Path | None = None,
+        hooks: list[Hook] = (),
+    ) -> None:
         validate_config(cfg)
         import_modules(list(cfg.get("imports") or []))
         from gansn.data import BatchStream, build_dataset
@@ -180,19 +201,28 @@ class Trainer:
         self.sched_g = self._scheduler(self.opt_g)
         self.sched_d = self._scheduler(self.opt_d)
         ema_cfg = cfg.get("ema", {})
-        self.ema = (EMA(self.G, ema_cfg.get("decay", 0.999), ema_cfg.get("start", 0))
-                    if ema_cfg.get("enabled") else None)
+        self.ema = (
+            EMA(self.G, ema_cfg.get("decay", 0.999), ema_cfg.get("start", 0))
+            if ema_cfg.get("enabled")
+            else None
+        )
         self.batch_size = int(cfg["batch_size"])
         self.g_batch_size = int(cfg.get("g_batch_size") or self.batch_size)
         self.n_dis = int(cfg["n_dis"])
-        self.stream = BatchStream(self.dataset, self.batch_size, seed=seed,
-                                  num_workers=int(cfg.get("num_workers", 0)), device=self.device)
+        self.stream = BatchStream(
+            self.dataset,
+            self.batch_size,
+            seed=seed,
+            num_workers=int(cfg.get("num_workers", 0)),
+            device=self.device,
+        )
         grid = cfg.get("grid", {})
         self.grid_nrow = int(grid.get("nrow", 8))
         # fixed noise depends on the seed alone, so runs that differ only in their
         # normalization show samples from the same latents
-        self.fixed_noise = torch.randn(int(grid.get("n", 64)), self.spec.z_dim,
-                                       generator=torch.Generator().manual_seed(seed))
+        self.fixed_noise = torch.randn(
+            int(grid.get("n", 64)), self.spec.z_dim, generator=torch.Generator().manual_seed(seed)
+        )
         self.hooks: list[Hook] = list(hooks) + self._default_hooks()
         self.step = 0
         self.best: dict[str, Any] = {}
@@ -209,11 +239,14 @@ class Trainer:
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         steps = self.steps
         if self.cfg["optim"].get("lr_decay", "none") == "linear":
+
             def factor(s: int) -> float:
                 return max(0.0, 1.0 - s / steps)
         else:
+
             def factor(s: int) -> float:
                 return 1.0
+
         return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
     def _default_hooks(self) -> list[Hook]:
@@ -221,8 +254,13 @@ class Trainer:
         if int(self.cfg.get("lipschitz_every", 0)) > 0:
             from gansn.training.hooks import LipschitzHook
 
-            hooks.append(LipschitzHook(self, every=int(self.cfg["lipschitz_every"]),
-                                       **dict(self.cfg.get("lipschitz") or {})))
+            hooks.append(
+                LipschitzHook(
+                    self,
+                    every=int(self.cfg["lipschitz_every"]),
+                    **dict(self.cfg.get("lipschitz") or {}),
+                )
+            )
         metrics_cfg = self.cfg.get("metrics") or {}
         if int(metrics_cfg.get("eval_every", 0) or 0) > 0 and metrics_cfg.get("list"):
             from gansn.training.hooks import EvalHook
@@ -271,8 +309,9 @@ class Trainer:
         self.sched_d.load_state_dict(s["sched"]["D"])
         if self.ema is not None:
             if "G_ema" in s["models"]:
-                self.ema.load_state_dict({"model": s["models"]["G_ema"],
-                                          "num_updates": s["ema"]["num_updates"]})
+                self.ema.load_state_dict(
+                    {"model": s["models"]["G_ema"], "num_updates": s["ema"]["num_updates"]}
+                )
             else:
                 self.ema.copy_from(self.G)
         self.stream.load_state_dict(s["data"])
@@ -286,8 +325,9 @@ class Trainer:
         self.step = int(s["step"])
 
     def save(self, name: str = ckpt_io.LAST) -> Path:
-        path = ckpt_io.save_checkpoint(self.state_dict(),
-                                       ckpt_io.checkpoint_dir(self.run_dir) / name)
+        path = ckpt_io.save_checkpoint(
+            self.state_dict(), ckpt_io.checkpoint_dir(self.run_dir) / name
+        )
         log.debug("saved %s", path)
         return path
 
@@ -308,8 +348,11 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        return {"loss/d": loss.detach(), "d/real": d_real.detach().mean(),
-                "d/fake": d_fake.detach().mean()}
+        return {
+            "loss/d": loss.detach(),
+            "d/real": d_real.detach().mean(),
+            "d/fake": d_fake.detach().mean(),
+        }
 
     def g_step(self) -> dict[str, torch.Tensor]:
         """One G update on a fresh latent batch."""
@@ -349,17 +392,30 @@ class Trainer:
         file_log = _attach_file_log(self.run_dir / "train.log")
         writer = RunWriter(self.run_dir, purge_step=self.step or None)
         self.metrics.truncate_after(self.step)
-        write_status(self.run_dir, status="running", step=self.step, error=None,
-                     wall_time_s=self.elapsed)
+        write_status(
+            self.run_dir, status="running", step=self.step, error=None, wall_time_s=self.elapsed
+        )
         if self.step == 0:
             writer.config(self.cfg, self.spec)
-        log.info("run dir %s; training %s G=%s D=%s for %d steps on %s", self.run_dir,
-                 self.spec.arch, self.spec.g_norm["name"], self.spec.d_norm["name"],
-                 self.steps, self.device)
+        log.info(
+            "run dir %s; training %s G=%s D=%s for %d steps on %s",
+            self.run_dir,
+            self.spec.arch,
+            self.spec.g_norm["name"],
+            self.spec.d_norm["name"],
+            self.steps,
+            self.device,
+        )
         cfg = self.cfg
         log_every = int(cfg.get("log_every", 0))
-        pbar = tqdm(total=self.steps, initial=self.step, desc="train", dynamic_ncols=True,
-                    mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=True)
+        pbar = tqdm(
+            total=self.steps,
+            initial=self.step,
+            desc="train",
+            dynamic_ncols=True,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            leave=True,
+        )
         sums: dict[str, torch.Tensor] = {}
         n_sum, t_window, status, error = 0, time.perf_counter(), "completed", None
         try:
@@ -377,36 +433,55 @@ class Trainer:
                     if (log_every and self.step % log_every == 0) or last:
                         values = self._window(sums, n_sum, time.perf_counter() - t_window)
                         self._emit(writer, values)
-                        pbar.set_postfix({"d": f"{values['loss/d']:.3f}",
-                                          "g": f"{values['loss/g']:.3f}",
-                                          "img/s": f"{values['time/images_per_s']:.0f}"})
+                        pbar.set_postfix(
+                            {
+                                "d": f"{values['loss/d']:.3f}",
+                                "g": f"{values['loss/g']:.3f}",
+                                "img/s": f"{values['time/images_per_s']:.0f}",
+                            }
+                        )
                         sums, n_sum, t_window = {}, 0, time.perf_counter()
                     self._periodic(writer, final=False)
         except NonFiniteLossError as err:
             status, error = "failed", str(err)
         except BaseException as err:
-            write_status(self.run_dir, status="failed", step=self.step, error=repr(err),
-                         wall_time_s=self.elapsed)
+            write_status(
+                self.run_dir,
+                status="failed",
+                step=self.step,
+                error=repr(err),
+                wall_time_s=self.elapsed,
+            )
             raise
         finally:
             pbar.close()
         try:
             if status == "failed":
                 log.error("%s", error)
-                write_status(self.run_dir, status="failed", step=self.step, error=error,
-                             wall_time_s=self.elapsed)
+                write_status(
+                    self.run_dir,
+                    status="failed",
+                    step=self.step,
+                    error=error,
+                    wall_time_s=self.elapsed,
+                )
                 raise NonFiniteLossError(error)
             if self.stopped_by is not None:
                 status = "interrupted"
                 self.save()
-                log.warning("stopped by %s at step %d; checkpoint saved to %s; resume with "
-                            "resume=%s", self.stopped_by, self.step,
-                            ckpt_io.checkpoint_dir(self.run_dir) / ckpt_io.LAST, self.run_dir)
+                log.warning(
+                    "stopped by %s at step %d; checkpoint saved to %s; resume with resume=%s",
+                    self.stopped_by,
+                    self.step,
+                    ckpt_io.checkpoint_dir(self.run_dir) / ckpt_io.LAST,
+                    self.run_dir,
+                )
             else:
                 self._periodic(writer, final=True)
                 writer.hparams(self.cfg, self.spec, self._last_values)
-            write_status(self.run_dir, status=status, step=self.step, error=None,
-                         wall_time_s=self.elapsed)
+            write_status(
+                self.run_dir, status=status, step=self.step, error=None, wall_time_s=self.elapsed
+            )
             return dict(self._last_values)
         finally:
             writer.close()
@@ -460,9 +535,9 @@ class Trainer:
         tag = metrics_cfg.get("best")
         if not tag or tag not in values:
             return
-        from gansn.report.aggregate import direction
+        from gansn.metrics.core import metric_mode
 
-        higher = direction(tag) == "max"
+        higher = metric_mode(tag) == "max"
         v = float(values[tag])
         old = self.best.get("value")
         if math.isfinite(v) and (old is None or (v > old if higher else v < old)):
@@ -542,4 +617,3 @@ def _attach_file_log(path: Path) -> logging.Handler:
     handler.setLevel(logging.INFO)
     logging.getLogger().addHandler(handler)
     return handler
-

@@ -33,8 +33,9 @@ def test_cache_roundtrip(patterns, tmp_path, monkeypatch) -> None:
     again, info2 = clf.get_classifier(patterns, cache_dir=tmp_path, max_steps=20)
     assert info2["test_accuracy"] == info["test_accuracy"]
     with torch.no_grad():
-        torch.testing.assert_close(again.features(patterns.x[:8]),
-                                   model.eval().features(patterns.x[:8]))
+        torch.testing.assert_close(
+            again.features(patterns.x[:8]), model.eval().features(patterns.x[:8])
+        )
 
 
 def test_unlabelled_dataset_is_rejected(make_patterns) -> None:
@@ -43,8 +44,9 @@ def test_unlabelled_dataset_is_rejected(make_patterns) -> None:
 
 
 @pytest.mark.parametrize("expose_base", [True, False])
-def test_stacked_dataset_gets_per_channel_classifier(make_patterns, make_stacked,
-                                                     expose_base: bool) -> None:
+def test_stacked_dataset_gets_per_channel_classifier(
+    make_patterns, make_stacked, expose_base: bool
+) -> None:
     # with .base the CNN trains on the base set; without, on the channels with labels
     # decoded from 100a + 10b + c
     stacked = make_stacked(make_patterns(n=600, num_classes=10), expose_base=expose_base)

@@ -12,8 +12,20 @@ from gansn.metrics import METRICS, from_config, metric_mode
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "metrics"
 FILES = sorted(CONF.glob("*.yaml"))
-KEYS = {"eval_every", "list", "best", "features", "num_real", "num_fake", "batch_size",
-        "real_split", "options", "inception_weights", "download", "cache_dir"}
+KEYS = {
+    "eval_every",
+    "list",
+    "best",
+    "features",
+    "num_real",
+    "num_fake",
+    "batch_size",
+    "real_split",
+    "options",
+    "inception_weights",
+    "download",
+    "cache_dir",
+}
 
 
 def test_expected_files() -> None:

@@ -32,14 +32,33 @@ def test_registry_names() -> None:
 
 def test_toy_points_good_vs_collapsed(ring) -> None:
     metrics = ["fid", {"name": "kid", "num_subsets": 10}, "prdc", "mixture_modes", "ndb"]
-    good, proto = evaluate(metrics, ring, _ring_sampler(ring, list(range(8))), num_real=800,
-                           num_fake=800, progress=False)
-    bad, _ = evaluate(metrics, ring, _ring_sampler(ring, [0]), num_real=800, num_fake=800,
-                      progress=False)
+    good, proto = evaluate(
+        metrics,
+        ring,
+        _ring_sampler(ring, list(range(8))),
+        num_real=800,
+        num_fake=800,
+        progress=False,
+    )
+    bad, _ = evaluate(
+        metrics, ring, _ring_sampler(ring, [0]), num_real=800, num_fake=800, progress=False
+    )
     assert set(good) == {
-        "metrics/fid", "metrics/kid", "metrics/kid_std", "metrics/precision", "metrics/recall",
-        "metrics/density", "metrics/coverage", "modes/covered", "modes/covered_frac",
-        "modes/high_quality", "modes/kl", "modes/ndb", "modes/ndb_frac", "modes/ndb_js"}
+        "metrics/fid",
+        "metrics/kid",
+        "metrics/kid_std",
+        "metrics/precision",
+        "metrics/recall",
+        "metrics/density",
+        "metrics/coverage",
+        "modes/covered",
+        "modes/covered_frac",
+        "modes/high_quality",
+        "modes/kl",
+        "modes/ndb",
+        "modes/ndb_frac",
+        "modes/ndb_js",
+    }
     assert all(isinstance(v, float) for v in good.values())
     assert good["modes/covered"] == 8 and bad["modes/covered"] == 1
     assert bad["modes/kl"] == pytest.approx(math.log(8))
@@ -61,33 +80,58 @@ def test_fid_on_raw_features_matches_direct(ring) -> None:
 
 def test_classifier_features_and_class_modes(patterns, tmp_path) -> None:
     one_class = patterns.x[patterns.labels == 2][:100]
-    res, proto = evaluate(["fid", "kid", "prdc", "class_modes"], patterns, one_class,
-                          feature_options={"max_steps": 40}, num_real=200, num_fake=100,
-                          cache_dir=tmp_path, progress=False)
+    res, proto = evaluate(
+        ["fid", "kid", "prdc", "class_modes"],
+        patterns,
+        one_class,
+        feature_options={"max_steps": 40},
+        num_real=200,
+        num_fake=100,
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert proto["features"] == "classifier"
     assert proto["extractors"]["classifier"]["test_accuracy"] >= 0.9
     assert res["modes/class_coverage"] == 0.25
     assert res["modes/class_kl"] == pytest.approx(math.log(4))
     assert res["metrics/precision"] > 0.7 and res["metrics/recall"] < 0.4
     # the same classifier (from the cache) scores the real set as complete
-    real_res, _ = evaluate(["class_modes"], patterns, patterns.x[:200],
-                           feature_options={"max_steps": 40}, cache_dir=tmp_path,
-                           progress=False)
+    real_res, _ = evaluate(
+        ["class_modes"],
+        patterns,
+        patterns.x[:200],
+        feature_options={"max_steps": 40},
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert real_res["modes/class_coverage"] == 1.0
 
 
 def test_class_modes_skipped_without_labels(make_patterns, caplog) -> None:
     unl = make_patterns(labelled=False)
-    res, _ = evaluate(["class_modes", "fid"], unl, unl.x[:50], features="raw", num_real=50,
-                      num_fake=50, progress=False)
+    res, _ = evaluate(
+        ["class_modes", "fid"],
+        unl,
+        unl.x[:50],
+        features="raw",
+        num_real=50,
+        num_fake=50,
+        progress=False,
+    )
     assert "metrics/fid" in res and not any(k.startswith("modes/") for k in res)
     assert "class_modes skipped" in caplog.text
 
 
 def test_per_metric_features_get_a_suffix(patterns) -> None:
-    res, proto = evaluate(["fid", {"name": "fid", "features": "raw"}], patterns,
-                          patterns.x[:100], feature_options={"classifier": {"max_steps": 5}},
-                          num_real=100, num_fake=100, progress=False)
+    res, proto = evaluate(
+        ["fid", {"name": "fid", "features": "raw"}],
+        patterns,
+        patterns.x[:100],
+        feature_options={"classifier": {"max_steps": 5}},
+        num_real=100,
+        num_fake=100,
+        progress=False,
+    )
     assert set(res) == {"metrics/fid", "metrics/fid_raw"}
     assert set(proto["extractors"]) == {"classifier", "raw"}
 
@@ -109,22 +153,31 @@ def test_npz_and_folder_sources_agree(tmp_path) -> None:
     assert xa.shape == (40, 3, 8, 8) and float(xa.min()) >= -1 and float(xa.max()) <= 1
     torch.testing.assert_close(xa, xb)
     torch.testing.assert_close(xa, xc)
-    res, proto = evaluate(["fid"], tmp_path / "u8.npz", tmp_path / "png", features="raw",
-                          num_real=None, num_fake=40, progress=False)
+    res, proto = evaluate(
+        ["fid"],
+        tmp_path / "u8.npz",
+        tmp_path / "png",
+        features="raw",
+        num_real=None,
+        num_fake=40,
+        progress=False,
+    )
     assert res["metrics/fid"] == pytest.approx(0.0, abs=1e-6)
     assert proto["real"]["type"] == "npz" and proto["fake"]["type"] == "folder"
 
 
 def test_reference_stats_cache_and_npz(ring, tmp_path) -> None:
     fake = _ring_sampler(ring, [0, 1, 2])
-    res, proto = evaluate(["fid"], ring, fake, num_real=500, num_fake=400, cache_dir=tmp_path,
-                          progress=False)
+    res, proto = evaluate(
+        ["fid"], ring, fake, num_real=500, num_fake=400, cache_dir=tmp_path, progress=False
+    )
     cache = proto["real_stats_cache"]
     with np.load(cache) as f:  # pytorch-fid's layout
         assert f["mu"].shape == (2,) and f["sigma"].shape == (2, 2) and int(f["n"]) == 500
     # a second run reads the cache (same number); a stats file works as the reference
-    again, proto2 = evaluate(["fid"], ring, fake, num_real=500, num_fake=400,
-                             cache_dir=tmp_path, progress=False)
+    again, proto2 = evaluate(
+        ["fid"], ring, fake, num_real=500, num_fake=400, cache_dir=tmp_path, progress=False
+    )
     assert again == res and proto2["num_real"] == 500
     from_file, _ = evaluate(["fid"], cache, fake, num_fake=400, progress=False, features="raw")
     assert from_file["metrics/fid"] == pytest.approx(res["metrics/fid"], rel=1e-9)
@@ -175,8 +228,9 @@ def test_gansn_data_integration() -> None:
         ring = data.build_dataset({"name": "ring8"})
     except Exception as e:  # the dataset module is still moving
         pytest.skip(f"gansn.data ring8 unavailable: {e}")
-    res, proto = evaluate(["fid", "mixture_modes"], ring, ring, num_real=500, num_fake=500,
-                          progress=False)
+    res, proto = evaluate(
+        ["fid", "mixture_modes"], ring, ring, num_real=500, num_fake=500, progress=False
+    )
     assert proto["features"] == "raw"
     assert res["modes/covered"] == len(ring.centers)
     assert res["modes/high_quality"] > 0.95
@@ -186,6 +240,5 @@ def test_callable_source_leaves_global_rng_alone(ring) -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    evaluate(["fid"], ring, lambda n: torch.randn(n, 2), num_real=100, num_fake=100,
-             progress=False)
+    evaluate(["fid"], ring, lambda n: torch.randn(n, 2), num_real=100, num_fake=100, progress=False)
     torch.testing.assert_close(torch.rand(3), expected)

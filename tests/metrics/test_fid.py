@@ -79,8 +79,9 @@ def test_frechet_identity_and_symmetry() -> None:
     y = rng.standard_normal((80, 64)) + 0.5
     m2, s2 = feature_stats(y)
     # singular Σ: √ of round-off-level eigenvalues bounds the agreement near 1e-9 relative
-    assert frechet_distance(mu, s, m2, s2) == pytest.approx(frechet_distance(m2, s2, mu, s),
-                                                            rel=1e-7)
+    assert frechet_distance(mu, s, m2, s2) == pytest.approx(
+        frechet_distance(m2, s2, mu, s), rel=1e-7
+    )
     assert frechet_distance(mu, s, m2, s2) > 0
 
 
@@ -89,7 +90,7 @@ def test_streaming_stats_equal_numpy() -> None:
     x = rng.standard_normal((1003, 12)) * 5 + 1e3  # a large offset would wreck naive sums
     acc = StreamingStats()
     for i in range(0, len(x), 97):
-        acc.update(x[i:i + 97].astype(np.float32))
+        acc.update(x[i : i + 97].astype(np.float32))
     x32 = x.astype(np.float32).astype(np.float64)
     np.testing.assert_allclose(acc.mean, x32.mean(0), rtol=1e-12)
     np.testing.assert_allclose(acc.cov, np.cov(x32, rowvar=False), rtol=1e-9, atol=1e-9)

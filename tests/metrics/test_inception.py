@@ -38,8 +38,9 @@ def test_state_dict_layout_equals_pytorch_fid() -> None:
     from gansn._torchvision_compat import import_torchvision
 
     tv = import_torchvision()
-    ref = tv.models.inception_v3(weights=None, num_classes=1008, aux_logits=False,
-                                 init_weights=False)
+    ref = tv.models.inception_v3(
+        weights=None, num_classes=1008, aux_logits=False, init_weights=False
+    )
     expected = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
     ours = {k: tuple(v.shape) for k, v in FIDInceptionV3().state_dict().items()}
     assert ours == expected
@@ -109,8 +110,13 @@ def test_inception_input_preprocessing() -> None:
     assert out.shape == (2, 3, 299, 299)
     assert torch.equal(out[:, 0], out[:, 1])  # grayscale repeated
     # pytorch-fid: bilinear resize of the [0, 1] image, then 2x - 1
-    ref = F.interpolate((x.expand(-1, 3, -1, -1) + 1) / 2, size=(299, 299), mode="bilinear",
-                        align_corners=False) * 2 - 1
+    ref = (
+        F.interpolate(
+            (x.expand(-1, 3, -1, -1) + 1) / 2, size=(299, 299), mode="bilinear", align_corners=False
+        )
+        * 2
+        - 1
+    )
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     tf = inception_input(torch.ones(1, 3, 299, 299), normalize="tf")
     assert float(tf.max()) == pytest.approx(127 / 128)  # TF: (255 - 128) / 128

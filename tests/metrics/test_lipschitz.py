@@ -103,8 +103,7 @@ def test_circular_conv_fft_matches_dense_and_power_iteration():
     torch.manual_seed(2)
     n = 8
     layer = nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular", bias=False)
-    dense = np.linalg.svd(dense_matrix(lambda x: layer.double()(x), (3, n, n)),
-                          compute_uv=False)
+    dense = np.linalg.svd(dense_matrix(lambda x: layer.double()(x), (3, n, n)), compute_uv=False)
     fft = circular_conv_singular_values(layer.weight.detach(), n).numpy()
     np.testing.assert_allclose(fft, dense[: fft.size], rtol=1e-8, atol=1e-10)
     layer.float()
@@ -118,14 +117,17 @@ def test_operator_norm_of_3x3_conv_exceeds_matrix_norm():
     assert row["sigma_operator"] <= 3 * row["sigma_matrix"] * (1 + 1e-4)
 
 
-@pytest.mark.parametrize("module, shape, exact", [
-    (nn.AvgPool2d(2), (2, 8, 8), True),
-    (nn.AvgPool2d(4), (1, 8, 8), True),
-    (nn.AvgPool2d(3, stride=1), (1, 6, 6), False),  # overlapping: Schur bound only
-    (SumPool2d(), (2, 4, 6), True),
-    (nn.Upsample(scale_factor=2, mode="nearest"), (2, 3, 3), True),
-    (nn.MaxPool2d(2), (1, 4, 4), True),
-])
+@pytest.mark.parametrize(
+    "module, shape, exact",
+    [
+        (nn.AvgPool2d(2), (2, 8, 8), True),
+        (nn.AvgPool2d(4), (1, 8, 8), True),
+        (nn.AvgPool2d(3, stride=1), (1, 6, 6), False),  # overlapping: Schur bound only
+        (SumPool2d(), (2, 4, 6), True),
+        (nn.Upsample(scale_factor=2, mode="nearest"), (2, 3, 3), True),
+        (nn.MaxPool2d(2), (1, 4, 4), True),
+    ],
+)
 def test_fixed_layer_constants_vs_dense(module, shape, exact):
     row = single(module, shape)
     if isinstance(module, nn.MaxPool2d):  # piecewise linear: Jacobian at a generic point
@@ -167,19 +169,24 @@ def test_batchnorm_eval_gain_vs_closed_form_and_jacobian():
     assert 0 < out["sigma/d/0/gain_batch"] <= row["gain_worst"]
 
 
-@pytest.mark.parametrize("norm, shape", [
-    (nn.LayerNorm(6), (6,)),
-    (nn.GroupNorm(2, 4), (4, 2, 2)),
-    (nn.InstanceNorm2d(3, affine=True), (3, 2, 2)),
-    (nn.BatchNorm2d(3), (3, 2, 2)),
-], ids=["layer", "group", "instance", "batch"])
+@pytest.mark.parametrize(
+    "norm, shape",
+    [
+        (nn.LayerNorm(6), (6,)),
+        (nn.GroupNorm(2, 4), (4, 2, 2)),
+        (nn.InstanceNorm2d(3, affine=True), (3, 2, 2)),
+        (nn.BatchNorm2d(3), (3, 2, 2)),
+    ],
+    ids=["layer", "group", "instance", "batch"],
+)
 def test_gain_batch_matches_dense_jacobian(norm, shape):
     torch.manual_seed(5)
     with torch.no_grad():
         norm.weight.uniform_(-2, 2)
     x = torch.randn(3, *shape)
-    tracker = LipschitzTracker(nn.Sequential(norm), shape, n_iter=300, n_iter_init=300,
-                               bound_mode="train")
+    tracker = LipschitzTracker(
+        nn.Sequential(norm), shape, n_iter=300, n_iter_init=300, bound_mode="train"
+    )
     tracker.measure(x)
     row = tracker.table()[0]
 
@@ -202,8 +209,15 @@ def test_spectral_dcgan_matrix_norms_are_one_operator_norms_are_not():
     torch.manual_seed(6)
     # 20 train-mode forwards run torch's power iteration 100 times (plus 15 at wrap time);
     # with 1 step per forward, 20 forwards leave some 16->16 convs ~1.3% above sigma = 1
-    _, D = build_models(ModelSpec(arch="dcgan", shape=(3, 32, 32), z_dim=8, width=0.25,
-                                  d_norm={"name": "spectral", "n_power_iterations": 5}))
+    _, D = build_models(
+        ModelSpec(
+            arch="dcgan",
+            shape=(3, 32, 32),
+            z_dim=8,
+            width=0.25,
+            d_norm={"name": "spectral", "n_power_iterations": 5},
+        )
+    )
     with torch.no_grad():
         for _ in range(20):
             D(torch.randn(4, 3, 32, 32))
@@ -214,8 +228,11 @@ def test_spectral_dcgan_matrix_norms_are_one_operator_norms_are_not():
     for r in rows:
         assert r["sigma_matrix"] == pytest.approx(1.0, abs=1e-2), r
         assert r["sn_sigma"] > 0
-    convs3 = [r for r in rows if r["type"].startswith("Conv2d")
-              and D.get_submodule(r["path"]).kernel_size == (3, 3)]
+    convs3 = [
+        r
+        for r in rows
+        if r["type"].startswith("Conv2d") and D.get_submodule(r["path"]).kernel_size == (3, 3)
+    ]
     assert len(convs3) == 4
     for r in convs3:
         assert r["sigma_operator"] > 1.05, r
@@ -237,8 +254,11 @@ def _perturb(D: nn.Module, shape: tuple[int, ...], steps: int = 3) -> None:
 def _check_invariant(out: dict[str, float]) -> None:
     upper = out["lipschitz/upper_operator"]
     assert math.isfinite(upper) and upper > 0
-    lowers = {k: v for k, v in out.items()
-              if k.startswith("lipschitz/grad_") or k in ("lipschitz/fd_ratio", "lipschitz/lower")}
+    lowers = {
+        k: v
+        for k, v in out.items()
+        if k.startswith("lipschitz/grad_") or k in ("lipschitz/fd_ratio", "lipschitz/lower")
+    }
     assert len(lowers) == 8
     for key, value in lowers.items():
         assert value <= upper * (1 + 1e-4) + 1e-7, (key, value, upper)
@@ -252,8 +272,9 @@ def test_lower_bounds_below_upper_operator(arch, norm, trained):
     shape = ARCHS[arch]
     # mlp: a wider hidden layer so group norm gets groups of several features
     width = 0.0625 if arch != "mlp" else 0.25
-    _, D = build_models(ModelSpec(arch=arch, shape=shape, z_dim=4, width=width,
-                                  d_norm={"name": norm}))
+    _, D = build_models(
+        ModelSpec(arch=arch, shape=shape, z_dim=4, width=width, d_norm={"name": norm})
+    )
     if trained:
         _perturb(D, shape)
     gen = torch.Generator().manual_seed(0)
@@ -280,8 +301,9 @@ def test_bound_is_tight_for_a_linear_discriminator():
 
 def test_generator_with_vector_output():
     torch.manual_seed(9)
-    G, _ = build_models(ModelSpec(arch="dcgan", shape=(1, 16, 16), z_dim=4, width=0.0625,
-                                  g_norm={"name": "batch"}))
+    G, _ = build_models(
+        ModelSpec(arch="dcgan", shape=(1, 16, 16), z_dim=4, width=0.0625, g_norm={"name": "batch"})
+    )
     opt = torch.optim.SGD(G.parameters(), lr=0.1)
     G(torch.randn(4, 4)).square().mean().backward()
     opt.step()
@@ -296,8 +318,7 @@ def test_generator_with_vector_output():
 
 
 def _spec(norm: str, arch: str = "dcgan") -> ModelSpec:
-    return ModelSpec(arch=arch, shape=ARCHS[arch], z_dim=4, width=0.0625,
-                     d_norm={"name": norm})
+    return ModelSpec(arch=arch, shape=ARCHS[arch], z_dim=4, width=0.0625, d_norm={"name": norm})
 
 
 def test_measure_leaves_model_and_global_rng_untouched():
@@ -443,8 +464,14 @@ def test_cli_and_sv_script_on_a_saved_checkpoint(tmp_path, capsys):
         spec = _spec(norm)
         G, D = build_models(spec)
         path = tmp_path / f"{norm}.pt"
-        checkpoint.save_checkpoint({"step": 0, "spec": spec.to_dict(),
-                                    "models": {"G": G.state_dict(), "D": D.state_dict()}}, path)
+        checkpoint.save_checkpoint(
+            {
+                "step": 0,
+                "spec": spec.to_dict(),
+                "models": {"G": G.state_dict(), "D": D.state_dict()},
+            },
+            path,
+        )
         paths.append(path)
     main([f"ckpt={paths[0]}", "n_iter=5", "n=4"])
     text = capsys.readouterr().out

@@ -97,9 +97,9 @@ def test_stacked_modes() -> None:
 def test_ndb_same_vs_collapsed() -> None:
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((10, 8)) * 5
-    real = (centers[rng.integers(10, size=4000)] + rng.standard_normal((4000, 8)))
-    same = (centers[rng.integers(10, size=2000)] + rng.standard_normal((2000, 8)))
-    collapsed = (centers[rng.integers(3, size=2000)] + rng.standard_normal((2000, 8)))
+    real = centers[rng.integers(10, size=4000)] + rng.standard_normal((4000, 8))
+    same = centers[rng.integers(10, size=2000)] + rng.standard_normal((2000, 8))
+    collapsed = centers[rng.integers(3, size=2000)] + rng.standard_normal((2000, 8))
     a = ndb(real, same, num_bins=10, seed=0)
     b = ndb(real, collapsed, num_bins=10, seed=0)
     assert a["ndb"] <= 2 and a["ndb_js"] < 0.01

@@ -21,12 +21,11 @@ def _brute(real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int) -> dict[str
     r_pr = [radius(real, i, k_pr) for i in range(len(real))]
     f_pr = [radius(fake, j, k_pr) for j in range(len(fake))]
     r_dc = [radius(real, i, k_dc) for i in range(len(real))]
-    precision = np.mean([any(dist(f, real[i]) <= r_pr[i] for i in range(len(real)))
-                         for f in fake])
-    recall = np.mean([any(dist(r, fake[j]) <= f_pr[j] for j in range(len(fake)))
-                      for r in real])
+    precision = np.mean([any(dist(f, real[i]) <= r_pr[i] for i in range(len(real))) for f in fake])
+    recall = np.mean([any(dist(r, fake[j]) <= f_pr[j] for j in range(len(fake))) for r in real])
     density = sum(dist(f, real[i]) < r_dc[i] for f in fake for i in range(len(real))) / (
-        k_dc * len(fake))
+        k_dc * len(fake)
+    )
     coverage = np.mean([min(dist(real[i], f) for f in fake) < r_dc[i] for i in range(len(real))])
     return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
 

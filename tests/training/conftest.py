@@ -8,8 +8,17 @@ import pytest
 
 from gansn.config import compose, to_plain
 
-TINY = ["experiment=quick", "steps=4", "batch_size=4", "grid.n=4", "grid.nrow=2",
-        "log_every=1", "sample_every=2", "ckpt_every=2", "dataset.n=32"]
+TINY = [
+    "experiment=quick",
+    "steps=4",
+    "batch_size=4",
+    "grid.n=4",
+    "grid.nrow=2",
+    "log_every=1",
+    "sample_every=2",
+    "ckpt_every=2",
+    "dataset.n=32",
+]
 
 
 @pytest.fixture

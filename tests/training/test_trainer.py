@@ -36,12 +36,22 @@ def _assert_same_state(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("extra", [
-    ["norm@d_norm=spectral", "norm@g_norm=batch", "n_dis=2", "optim.lr_decay=linear"],
-    ["norm@d_norm=batch", "norm@g_norm=spectral", "loss=wasserstein", "n_dis=1"],
-    ["experiment=toy_ring8", "steps=4", "batch_size=8", "dataset.n=64", "grid.n=16",
-     "model.options.hidden=8", "norm@d_norm=layer"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["norm@d_norm=spectral", "norm@g_norm=batch", "n_dis=2", "optim.lr_decay=linear"],
+        ["norm@d_norm=batch", "norm@g_norm=spectral", "loss=wasserstein", "n_dis=1"],
+        [
+            "experiment=toy_ring8",
+            "steps=4",
+            "batch_size=8",
+            "dataset.n=64",
+            "grid.n=16",
+            "model.options.hidden=8",
+            "norm@d_norm=layer",
+        ],
+    ],
+)
 def test_resume_is_bit_exact(tiny_cfg, tmp_path, extra):
     """N steps straight == k steps, save, load into a fresh trainer, N-k steps."""
     cfg, ov = tiny_cfg(*extra, "steps=6", "ckpt_every=3")
@@ -166,14 +176,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path):
     assert status["status"] == "failed" and "G step 4" in status["error"]
 
 
-@pytest.mark.parametrize("override,fragment", [
-    ("optim.d.lr=-0.1", "optim.d.lr must be a positive number"),
-    ("n_dis=0", "n_dis must be a positive integer"),
-    ("steps=0", "steps must be a positive integer"),
-    ("optim.g.betas=[0.5,1.5]", "optim.g.betas"),
-    ("ema.decay=1.5", "ema.decay"),
-    ("norm@d_norm=group", None),  # valid: control case
-])
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        ("optim.d.lr=-0.1", "optim.d.lr must be a positive number"),
+        ("n_dis=0", "n_dis must be a positive integer"),
+        ("steps=0", "steps must be a positive integer"),
+        ("optim.g.betas=[0.5,1.5]", "optim.g.betas"),
+        ("ema.decay=1.5", "ema.decay"),
+        ("norm@d_norm=group", None),  # valid: control case
+    ],
+)
 def test_bad_values_fail_before_anything_is_written(tiny_cfg, tmp_path, override, fragment):
     cfg, _ = tiny_cfg(override)
     run = tmp_path / "run"
@@ -219,13 +232,17 @@ def test_lipschitz_tracking_never_changes_the_trajectory(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg("steps=4", "norm@g_norm=batch", "norm@d_norm=spectral")
     plain = Trainer(cfg, tmp_path / "a", overrides=ov)
     plain.train()
-    measured = Trainer(dict(cfg, lipschitz_every=2, lipschitz={"n_samples": 4, "n_iter": 2}),
-                       tmp_path / "b", overrides=ov)
+    measured = Trainer(
+        dict(cfg, lipschitz_every=2, lipschitz={"n_samples": 4, "n_iter": 2}),
+        tmp_path / "b",
+        overrides=ov,
+    )
     measured.train()
     _assert_same_state(plain.G.state_dict(), measured.G.state_dict())
     _assert_same_state(plain.D.state_dict(), measured.D.state_dict())
-    rows = [r for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")
-            if "lipschitz/upper_operator" in r]
+    rows = [
+        r for r in read_jsonl(tmp_path / "b" / "metrics.jsonl") if "lipschitz/upper_operator" in r
+    ]
     assert [r["step"] for r in rows] == [2, 4]  # every 2 steps (the end is step 4: once)
     for r in rows:
         assert r["lipschitz/lower"] <= r["lipschitz/upper_operator"]
@@ -233,8 +250,7 @@ def test_lipschitz_tracking_never_changes_the_trajectory(tiny_cfg, tmp_path):
 
 
 def test_lipschitz_state_resumes_exactly(tiny_cfg, tmp_path):
-    cfg, ov = tiny_cfg("steps=4", "lipschitz_every=2", "lipschitz.n_samples=4",
-                       "ckpt_every=2")
+    cfg, ov = tiny_cfg("steps=4", "lipschitz_every=2", "lipschitz.n_samples=4", "ckpt_every=2")
     straight = Trainer(cfg, tmp_path / "a", overrides=ov)
     straight.train()
     first = Trainer(cfg, tmp_path / "b", overrides=ov)
@@ -242,6 +258,9 @@ def test_lipschitz_state_resumes_exactly(tiny_cfg, tmp_path):
     first.train()
     resumed = Trainer(cfg, tmp_path / "b", overrides=ov)
     resumed.train()
-    last = lambda run: [r for r in read_jsonl(tmp_path / run / "metrics.jsonl")  # noqa: E731
-                        if "lipschitz/upper_operator" in r][-1]
+
+    def last(run: str) -> dict:
+        rows = read_jsonl(tmp_path / run / "metrics.jsonl")
+        return [r for r in rows if "lipschitz/upper_operator" in r][-1]
+
     assert last("a") == {**last("b"), "time": last("a")["time"]}
