@@ -317,9 +317,16 @@ def _results_table(setting: Setting) -> Table:
     return Table(headers, rows)
 
 
+# protocol entries that differ between runs without making their numbers incomparable
+_PROTOCOL_NOISE = ("seconds", "seed", "cache", "cache_file")
+
+
 def _protocol_text(setting: Setting) -> str | None:
     protos = {
-        json.dumps(r.protocol, sort_keys=True) for r in setting.runs if r.contributes and r.protocol
+        json.dumps({k: v for k, v in r.protocol.items() if k not in _PROTOCOL_NOISE},
+                   sort_keys=True)
+        for r in setting.runs
+        if r.contributes and r.protocol
     }
     if not protos:
         return None
