@@ -45,6 +45,9 @@ class LipschitzHook(Hook):
 
         self.every = every
         seed = int(trainer.cfg["seed"])
+        # strict=False: a module the bound does not know (a user plugin) marks the bound
+        # invalid (lipschitz/bound_valid = 0) with a warning instead of stopping training
+        options.setdefault("strict", False)
         self.tracker = LipschitzTracker(
             trainer.D, trainer.spec.shape, n_iter=n_iter, seed=seed, **options
         )
