@@ -44,10 +44,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> Any:
+def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """-> (reference source, classifier options).
+
+    For a dataset name the classifier extractor trains on the train split and measures its
+    accuracy on the test split, whichever split is the reference (the same cached classifier
+    the trainer uses).
+    """
     path = Path(str(spec)).expanduser()
     if path.exists():
-        return str(path)
+        return str(path), {}
     from gansn.config import compose, to_plain
     from gansn.data import DATASETS, build_dataset
 
@@ -59,7 +65,8 @@ def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> Any:
     cfg = {**to_plain(compose([f"dataset={spec}"]))["dataset"], **extra}
     if "split" in cfg and "split" not in extra:
         cfg["split"] = None  # let train= pick the dataset's own train/test split name
-    return build_dataset(cfg, train=split == "train")
+    train, test = build_dataset(cfg, train=True), build_dataset(cfg, train=False)
+    return (train if split == "train" else test), {"dataset": train, "test_dataset": test}
 
 
 def resolve_fake(spec: str, ema: bool, device: str) -> Any:
@@ -79,10 +86,11 @@ def main_args(argv: list[str]) -> dict[str, Any]:
 
     a = parse(argv, DEFAULTS, USAGE)
     metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
-    real = resolve_real(a["real"], a["real_split"], dict(a["dataset"] or {}))
+    real, classifier_options = resolve_real(a["real"], a["real_split"], dict(a["dataset"] or {}))
     fake = resolve_fake(a["fake"], bool(a["ema"]), a["device"])
     feature_options = {
-        "inception": {"weights": a["inception_weights"], "download": bool(a["download"])}
+        "inception": {"weights": a["inception_weights"], "download": bool(a["download"])},
+        "classifier": classifier_options,
     }
     results, protocol = evaluate(
         metrics,
