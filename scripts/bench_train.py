@@ -5,7 +5,10 @@ gansn side runs ``Trainer.train()`` with metrics, samples and checkpoints off (l
 its default interval stays on), the plain side is the textbook loop below.  Runs alternate
 in blocks so machine noise hits both; prints per-step times and the ratio.
 
-    python scripts/bench_train.py [--steps 40] [--repeats 3] [--width 0.25] [--lipschitz 0]
+    python scripts/bench_train.py [--steps 100] [--repeats 3] [--width 0.25] [--lipschitz 100]
+
+Third column: the same gansn loop with Lipschitz tracking at its default interval (every 100
+G steps: per-layer power iterations plus gradient-norm lower bounds on 64 images).
 """
 
 from __future__ import annotations
@@ -53,12 +56,42 @@ def gansn_loop(trainer: Trainer, steps: int) -> float:
     return time.perf_counter() - t0
 
 
+def make_trainer(norm: str, width: float, lipschitz_every: int, tmp: str) -> Trainer:
+    cfg = to_plain(
+        compose(
+            [
+                "experiment=quickstart",
+                f"norm@d_norm={norm}",
+                f"model.width={width}",
+                "steps=1",
+                "sample_every=0",
+                "ckpt_every=0",
+                "ema.enabled=false",
+                "log_every=25",
+                f"lipschitz_every={lipschitz_every}",
+                "metrics=none",
+            ]
+        )
+    )
+    trainer = Trainer(cfg, tmp)
+    trainer.steps = 0  # each timed block adds its own steps
+    for _ in range(2):  # warm-up: first-call allocations; does not advance `step`
+        trainer.train_step()
+    trainer.step = 0
+    return trainer
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=100, help="G steps per timed block")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--lipschitz", type=int, default=0, help="lipschitz_every for gansn")
+    ap.add_argument(
+        "--lipschitz",
+        type=int,
+        default=100,
+        help="lipschitz_every of the third column (the default interval)",
+    )
     ap.add_argument("--norms", default="none,spectral")
     args = ap.parse_args()
     print(
@@ -70,32 +103,25 @@ def main() -> None:
         f"{args.steps} steps x {args.repeats} alternating blocks; lipschitz_every="
         f"{args.lipschitz}"
     )
-    print(f"{'D norm':<10} {'plain ms/step':>14} {'gansn ms/step':>14} {'ratio':>7}")
+    print(
+        f"{'D norm':<10} {'plain ms/step':>14} {'gansn ms/step':>14} {'ratio':>7} "
+        f"{'+lipschitz ms/step':>19} {'ratio':>7}"
+    )
     for norm in args.norms.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = to_plain(
-                compose(
-                    [
-                        "experiment=quickstart",
-                        f"norm@d_norm={norm}",
-                        f"model.width={args.width}",
-                        "steps=1",
-                        "sample_every=0",
-                        "ckpt_every=0",
-                        "ema.enabled=false",
-                        f"lipschitz_every={args.lipschitz}",
-                    ]
-                )
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            ours = make_trainer(norm, args.width, 0, a)
+            tracked = make_trainer(norm, args.width, args.lipschitz, b)
+            plain_loop(ours, 2)
+            times: dict[str, list[float]] = {"plain": [], "gansn": [], "lip": []}
+            for _ in range(args.repeats):  # alternate, so machine noise hits all three
+                times["plain"].append(plain_loop(ours, args.steps) / args.steps)
+                times["gansn"].append(gansn_loop(ours, args.steps) / args.steps)
+                times["lip"].append(gansn_loop(tracked, args.steps) / args.steps)
+            p, g, lip = (statistics.median(times[k]) for k in ("plain", "gansn", "lip"))
+            print(
+                f"{norm:<10} {1000 * p:>14.1f} {1000 * g:>14.1f} {g / p:>7.3f} "
+                f"{1000 * lip:>19.1f} {lip / p:>7.3f}"
             )
-            trainer = Trainer(cfg, tmp)
-            trainer.train()  # warm-up: first-call allocations, TensorBoard writer
-            plain_loop(trainer, 3)
-            plain, ours = [], []
-            for _ in range(args.repeats):
-                plain.append(plain_loop(trainer, args.steps) / args.steps)
-                ours.append(gansn_loop(trainer, args.steps) / args.steps)
-            p, g = statistics.median(plain), statistics.median(ours)
-            print(f"{norm:<10} {1000 * p:>14.1f} {1000 * g:>14.1f} {g / p:>7.3f}")
 
 
 if __name__ == "__main__":
