@@ -5,10 +5,10 @@ gansn side runs ``Trainer.train()`` with metrics, samples and checkpoints off (l
 its default interval stays on), the plain side is the textbook loop below.  Runs alternate
 in blocks so machine noise hits both; prints per-step times and the ratio.
 
-    python scripts/bench_train.py [--steps 100] [--repeats 3] [--width 0.25] [--lipschitz 100]
+    python scripts/bench_train.py [--steps 200] [--repeats 3] [--width 0.25] [--lipschitz 200]
 
-Third column: the same gansn loop with Lipschitz tracking at its default interval (every 100
-G steps: per-layer power iterations plus gradient-norm lower bounds on 64 images).
+Third column: the same gansn loop with Lipschitz tracking at its default interval (every 200
+G steps: per-layer power iterations plus gradient-norm lower bounds on 32 images).
 """
 
 from __future__ import annotations
@@ -83,13 +83,13 @@ def make_trainer(norm: str, width: float, lipschitz_every: int, tmp: str) -> Tra
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=100, help="G steps per timed block")
+    ap.add_argument("--steps", type=int, default=200, help="G steps per timed block")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument(
         "--lipschitz",
         type=int,
-        default=100,
+        default=200,
         help="lipschitz_every of the third column (the default interval)",
     )
     ap.add_argument("--norms", default="none,spectral")
