@@ -4,8 +4,11 @@
 ``grid25``: 25 modes on {-4, -2, 0, 2, 4}^2, sigma 0.05.
 
 Samples are drawn once at construction from a private ``torch.Generator`` (never the global
-RNG), with every mode getting exactly ``n // K`` or ``n // K + 1`` points, so the data are a
-pure function of the options.  The held-out set (``train=False``) uses ``seed + 1``.
+RNG), so the data are a pure function of the options: a training set of fixed size ``n``,
+as PacGAN's (100,000 points, reshuffled every epoch).  With ``balanced=True`` every mode gets
+exactly ``n // K`` or ``n // K + 1`` points; with ``balanced=False`` each point's mode is
+drawn uniformly at random, as PacGAN's data code does.  The held-out set (``train=False``)
+uses ``seed + 1``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ class GaussianMixture2D(Dataset):
     stacked = False
 
     def __init__(
-        self, name: str, centers: np.ndarray, std: float, n: int, seed: int, train: bool
+        self,
+        name: str,
+        centers: np.ndarray,
+        std: float,
+        n: int,
+        seed: int,
+        train: bool,
+        balanced: bool = True,
     ) -> None:
         if n < 1:
             raise ConfigError(f"dataset {name}: n must be positive, got {n}")
@@ -42,8 +52,11 @@ class GaussianMixture2D(Dataset):
         self.num_classes: int | None = len(self.centers)
         g = torch.Generator().manual_seed(int(seed) + (0 if train else 1))
         k = len(self.centers)
-        # balanced then shuffled: mode frequencies are exact, not just equal in expectation
-        self.labels = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
+        if balanced:
+            # balanced then shuffled: mode frequencies are exact, not just equal in expectation
+            self.labels = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
+        else:
+            self.labels = torch.randint(k, (n,), generator=g)
         noise = torch.randn(n, 2, generator=g, dtype=torch.float64) * self.std
         c = torch.as_tensor(self.centers)
         self.data = (c[self.labels] + noise).to(torch.float32)
@@ -84,11 +97,12 @@ def ring8(
     radius: float = 1.0,
     std: float = 0.01,
     seed: int = 0,
+    balanced: bool = True,
 ) -> GaussianMixture2D:
     """PacGAN's ring: ``modes`` Gaussians on a circle of ``radius``."""
     if modes < 1:
         raise ConfigError(f"dataset ring8: modes must be positive, got {modes}")
-    return GaussianMixture2D("ring8", ring_centers(modes, radius), std, n, seed, train)
+    return GaussianMixture2D("ring8", ring_centers(modes, radius), std, n, seed, train, balanced)
 
 
 @DATASETS.register("grid25")
@@ -100,8 +114,9 @@ def grid25(
     spacing: float = 2.0,
     std: float = 0.05,
     seed: int = 0,
+    balanced: bool = True,
 ) -> GaussianMixture2D:
     """PacGAN's grid: ``side x side`` Gaussians ``spacing`` apart, centered on the origin."""
     if side < 1:
         raise ConfigError(f"dataset grid25: side must be positive, got {side}")
-    return GaussianMixture2D("grid25", grid_centers(side, spacing), std, n, seed, train)
+    return GaussianMixture2D("grid25", grid_centers(side, spacing), std, n, seed, train, balanced)

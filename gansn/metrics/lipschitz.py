@@ -80,7 +80,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from gansn.nn.layers import Discriminator, Generator, ResBlock, SumPool2d
+from gansn.nn.layers import Discriminator, Generator, Maxout, ResBlock, SumPool2d
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,8 @@ for _cls in (
 ):
     register_leaf(_cls, lambda m, s: 1.0)
 register_leaf(nn.Sigmoid, lambda m, s: 0.25)
+# max over disjoint groups: |max a - max b| <= max |a_i - b_i| <= the group's l2 distance
+register_leaf(Maxout, lambda m, s: 1.0)
 register_leaf(nn.LeakyReLU, _leaky_constant)
 register_leaf(nn.ELU, lambda m, s: max(1.0, m.alpha))
 register_leaf(nn.Dropout, lambda m, s: 1.0 / (1.0 - m.p) if m.training else 1.0)

@@ -84,6 +84,26 @@ def linear(norm: Norm, init: Init, f_in: int, f_out: int, bias: bool = True) -> 
     return norm.wrap(layer)
 
 
+class Maxout(nn.Module):
+    """Maxout over groups of ``pieces`` consecutive features: (N, h * pieces) -> (N, h).
+
+    Feature ``j`` of the output is the max of inputs ``j * pieces ... (j + 1) * pieces - 1``,
+    the grouping of Theano/Blocks' ``LinearMaxout`` (Goodfellow et al. 2013).  It is
+    1-Lipschitz w.r.t. the l2 norm: |max a - max b| <= max |a_i - b_i| per group, and the
+    groups are disjoint.
+    """
+
+    def __init__(self, pieces: int) -> None:
+        super().__init__()
+        self.pieces = int(pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (-1, self.pieces)).amax(-1)
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}"
+
+
 class SumPool2d(nn.Module):
     """Global sum pooling (SNGAN ResNet D): (N, C, H, W) -> (N, C).
 

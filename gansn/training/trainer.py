@@ -66,6 +66,12 @@ class Hook:
         pass
 
 
+# alternating: n_dis D updates, then one G update on fresh latents (the SNGAN code);
+# simultaneous: both gradients from one forward pass, then both optimizers step (the
+# ALI/PacGAN Theano code's ``ali_algorithm``)
+UPDATES = ("alternating", "simultaneous")
+
+
 def validate_config(cfg: dict[str, Any]) -> None:
     """Raise ``ConfigError`` for values no training run can use."""
     problems = []
@@ -98,6 +104,22 @@ def validate_config(cfg: dict[str, Any]) -> None:
                 len(betas) == 2 and all(0 <= b < 1 for b in betas),
                 f"optim.{who}.betas must be two numbers in [0, 1), got {betas!r}",
             )
+    update = cfg.get("update", "alternating")
+    need(
+        update in UPDATES,
+        f"update must be one of {', '.join(UPDATES)}, got {update!r}",
+    )
+    if update == "simultaneous":
+        need(
+            cfg.get("n_dis") == 1,
+            f"update=simultaneous takes one D and one G update per step: n_dis must be 1, "
+            f"got {cfg.get('n_dis')!r}",
+        )
+        need(
+            gb is None or gb == cfg.get("batch_size"),
+            "update=simultaneous updates G on the fake batch D saw: g_batch_size must be null "
+            f"or equal batch_size, got {gb!r}",
+        )
     need(
         cfg["optim"].get("lr_decay", "none") in ("none", "linear"),
         f"optim.lr_decay must be none or linear, got {cfg['optim'].get('lr_decay')!r}",
@@ -197,6 +219,8 @@ class Trainer:
         self.loss = build_loss(cfg["loss"])
         self.opt_g = build_optimizer(cfg["optim"]["g"], self.G.parameters())
         self.opt_d = build_optimizer(cfg["optim"]["d"], self.D.parameters())
+        self._g_params = [p for p in self.G.parameters() if p.requires_grad]
+        self._d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.steps = int(cfg["steps"])
         self.sched_g = self._scheduler(self.opt_g)
         self.sched_d = self._scheduler(self.opt_d)
@@ -209,6 +233,7 @@ class Trainer:
         self.batch_size = int(cfg["batch_size"])
         self.g_batch_size = int(cfg.get("g_batch_size") or self.batch_size)
         self.n_dis = int(cfg["n_dis"])
+        self.update = str(cfg.get("update", "alternating"))
         self.stream = BatchStream(
             self.dataset,
             self.batch_size,
@@ -363,13 +388,48 @@ class Trainer:
         self.opt_g.step()
         return {"loss/g": loss.detach()}
 
+    def simultaneous_step(self) -> dict[str, torch.Tensor]:
+        """One simultaneous D and G update from a single forward pass.
+
+        Both losses are taken at the same (G, D) on the same fake batch; each side's
+        gradient is its own loss's, then both optimizers step.  This is the update of the
+        ALI/PacGAN code (``ali_algorithm``: one Theano function computing both gradients).
+        """
+        real, _ = self.stream.next_batch()
+        z = torch.randn(self.batch_size, self.spec.z_dim, device=self.device)
+        fake = self.G(z)
+        d_real, d_fake = self.D(real), self.D(fake)
+        d_loss = self.loss.d_loss(d_real, d_fake)
+        penalty = self.loss.penalty(self.D, real, fake.detach())
+        if penalty is not None:
+            d_loss = d_loss + penalty
+        g_loss = self.loss.g_loss(d_fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
+        # ``inputs=`` keeps each loss's gradient on its own side: D's loss does not reach
+        # G's parameters and G's loss leaves no gradient in D
+        d_loss.backward(inputs=self._d_params, retain_graph=True)
+        g_loss.backward(inputs=self._g_params)
+        self.opt_d.step()
+        self.opt_g.step()
+        return {
+            "loss/d": d_loss.detach(),
+            "d/real": d_real.detach().mean(),
+            "d/fake": d_fake.detach().mean(),
+            "loss/g": g_loss.detach(),
+        }
+
     def train_step(self) -> dict[str, torch.Tensor]:
-        """``n_dis`` D updates, one G update, schedulers and EMA: one generator step."""
+        """``n_dis`` D updates and one G update (or one simultaneous update), schedulers
+        and EMA: one generator step."""
         self.G.train()
         self.D.train()
-        for _ in range(self.n_dis):
-            out = self.d_step()
-        out.update(self.g_step())
+        if self.update == "simultaneous":
+            out = self.simultaneous_step()
+        else:
+            for _ in range(self.n_dis):
+                out = self.d_step()
+            out.update(self.g_step())
         self.sched_g.step()
         self.sched_d.step()
         self.step += 1
