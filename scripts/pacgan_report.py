@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             "| run | seeds | modes | high quality | reverse KL | modes, mean of epochs e-9..e "
             "| high quality, e-9..e | KL, e-9..e |",
             "|---|---|---|---|---|---|---|---|",
-            f"| PacGAN Table 1 (400 epochs) | 10 | {m} ± {sd} | {ref['high_quality'][0] * 100:.1f} %"
-            f" | {ref['kl'][0]} | | | |",
+            f"| PacGAN Table 1 (400 epochs) | 10 | {m} ± {sd} | "
+            f"{ref['high_quality'][0] * 100:.1f} % | {ref['kl'][0]} | | | |",
             *rows,
             "",
             f"PacGAN's mean ± 2 std for modes: [{m - 2 * sd:.1f}, {m + 2 * sd:.1f}].",
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 "| high quality | reverse KL |",
                 "|---|---|---|---|---|---|",
             ]
-            for name, (x, step, veegan, fifth) in finals.items():
+            for name, (_x, step, veegan, fifth) in finals.items():
                 md.append(
                     f"| {name} | {step // STEPS_PER_EPOCH} | {veegan['covered']:.0f} | "
                     f"{fifth['covered']:.0f} | {veegan['high_quality'] * 100:.1f} % | "
