@@ -68,6 +68,10 @@ class Registry(Generic[T]):
             raise TypeError(f"{self.kind} {name!r} is not callable")
         return factory(*args, **kwargs)
 
+    def entries(self) -> list[tuple[str, T]]:
+        """``(name, entry)`` pairs in registration order."""
+        return list(self._entries.items())
+
     def names(self) -> list[str]:
         """Sorted registered names."""
         return sorted(self._entries)

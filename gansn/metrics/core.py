@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from gansn.errors import ConfigError
-from gansn.metrics.features import FeatureExtractor, build_extractor
+from gansn.metrics.features import FEATURES, FeatureExtractor, build_extractor
 from gansn.metrics.fid import (
     StreamingStats,
     fid_infinity,
@@ -47,8 +48,66 @@ log = logging.getLogger(__name__)
 
 METRICS: Registry[Any] = Registry("metric")
 
-# extractors whose features depend only on fixed weights, so real statistics may be cached
-_CACHEABLE = ("raw", "inception")
+Direction = Literal["min", "max"]
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """What one logged tag of a metric means: ``direction`` ("min"/"max": which way is
+    better, None when neither is) and a ``label`` for tables and plots; ``table`` puts it in
+    the study report's summary tables."""
+
+    direction: Direction | None
+    label: str
+    table: bool = True
+
+
+def describe(
+    *,
+    tags: Mapping[str, TagInfo | tuple[Direction | None, str] | tuple[Direction | None, str, bool]],
+    stats_only: bool = False,
+) -> Callable[[Any], Any]:
+    """Attach a metric's metadata to its function (use under ``@METRICS.register``).
+
+    tags: every tag the metric returns -> ``TagInfo`` or ``(direction, label[, table])``.
+    stats_only: the metric needs only streaming feature statistics (mean, covariance), so
+        an evaluation of only such metrics keeps no feature matrix in memory.
+    """
+    info = {t: v if isinstance(v, TagInfo) else TagInfo(*v) for t, v in tags.items()}
+
+    def attach(fn: Any) -> Any:
+        fn.tags = info
+        fn.stats_only = bool(stats_only)
+        return fn
+
+    return attach
+
+
+def metric_tags() -> dict[str, TagInfo]:
+    """Every tag of every registered metric, in registration order (plugins included)."""
+    out: dict[str, TagInfo] = {}
+    for _, fn in METRICS.entries():
+        out.update(getattr(fn, "tags", {}))
+    return out
+
+
+def tag_info(tag: str) -> TagInfo | None:
+    """The metadata of a logged tag; a ``_<extractor>`` suffix (a metric run on another
+    feature space, e.g. ``metrics/fid_inception``) maps to its base tag."""
+    tags = metric_tags()
+    if tag in tags:
+        return tags[tag]
+    base, _, suffix = tag.rpartition("_")
+    if base in tags and suffix in FEATURES:
+        return tags[base]
+    return None
+
+
+def metric_mode(tag: str) -> Direction:
+    """ "max" or "min": how ``best`` compares values of ``tag``; a tag without a declared
+    direction (a plugin's) is minimized, with the loss-like default."""
+    info = tag_info(tag)
+    return "max" if info is not None and info.direction == "max" else "min"
 
 
 def _sample_shape(src: Source) -> tuple[int, ...] | None:
@@ -172,7 +231,7 @@ class EvalContext:
             which != "real"
             or self.cache_dir is None
             or src.cache_key is None
-            or name not in _CACHEABLE
+            or not getattr(FEATURES.get(name), "cacheable", False)
         ):
             return None
         n = src.count(self.num["real"])
@@ -242,15 +301,23 @@ def _auto_features(real: Source) -> str:
     return "classifier" if getattr(ds, "num_classes", None) else "inception"
 
 
-# metrics that need only streaming statistics; any other one keeps all features in memory
-_STATS_ONLY = {"fid"}
-
-
 class Evaluator:
     """Evaluates fake sources against a fixed real source, reusing work between calls.
 
-    Arguments as :func:`evaluate` minus ``fake``.  The feature extractors (Inception weights,
-    the classifier) and the real features/statistics are computed on the first call only.
+    The feature extractors (Inception weights, the classifier) and the real
+    features/statistics are computed on the first call only; ``evaluator(fake)`` returns
+    ``(results, protocol)``.
+
+    metrics: names or ``{"name": ..., **options}`` dicts (an option ``features`` runs that
+        metric on another extractor; its tags then get the suffix ``_<extractor>``).
+    real: anything :func:`~gansn.metrics.sources.as_source` accepts — a Dataset, a
+        generator module / ``sample(n)`` callable, an image folder, a ``.npz`` of samples,
+        an array — or a pytorch-fid ``mu``/``sigma`` ``.npz`` (FID only); ``fake`` likewise.
+    features: extractor name in ``FEATURES``, or "auto" (raw for points; classifier for a
+        labelled image dataset; inception otherwise).
+    feature_options: options of the default extractor, or ``{extractor: {options}}``.
+    num_real: real samples to use (None = all); num_fake: fake samples to draw.
+    cache_dir: where trained classifiers and real statistics are cached (None = nowhere).
     """
 
     def __init__(
@@ -287,7 +354,8 @@ class Evaluator:
 
     def __call__(self, fake: Any) -> tuple[dict[str, float], dict[str, Any]]:
         start = time.perf_counter()
-        keep = any(name not in _STATS_ONLY for name, _ in self.metrics)
+        # features are kept in memory only when a metric needs more than their statistics
+        keep = any(not getattr(METRICS.get(n), "stats_only", False) for n, _ in self.metrics)
         ctx = EvalContext(
             self.real,
             as_source(fake),
@@ -329,70 +397,13 @@ class Evaluator:
 
 
 def evaluate(
-    metrics: Sequence[str | Mapping[str, Any]],
-    real: Any,
-    fake: Any,
-    *,
-    features: str = "auto",
-    feature_options: Mapping[str, Any] | None = None,
-    num_real: int | None = 2000,
-    num_fake: int = 2000,
-    batch_size: int = 100,
-    device: str | torch.device = "cpu",
-    cache_dir: str | Path | None = None,
-    seed: int = 0,
-    progress: bool = True,
+    metrics: Sequence[str | Mapping[str, Any]], real: Any, fake: Any, **options: Any
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Compute ``metrics`` of ``fake`` against ``real`` -> (results, protocol).
+    """Compute ``metrics`` of ``fake`` against ``real`` once -> (results, protocol).
 
-    metrics: names or ``{"name": ..., **options}`` dicts (an option ``features`` runs that
-        metric on another extractor; its tags then get the suffix ``_<extractor>``).
-    real, fake: anything :func:`~gansn.metrics.sources.as_source` accepts — a Dataset, a
-        generator module / ``sample(n)`` callable, an image folder, a ``.npz`` of samples,
-        an array; ``real`` may also be a pytorch-fid ``mu``/``sigma`` ``.npz`` (FID only).
-    features: extractor name in ``FEATURES``, or "auto" (raw for points; classifier for a
-        labelled image dataset; inception otherwise).
-    feature_options: options of the default extractor, or ``{extractor: {options}}``.
-    num_real: real samples to use (None = all); num_fake: fake samples to draw.
-    cache_dir: where trained classifiers and real statistics are cached (None = nowhere).
+    ``Evaluator(metrics, real, **options)(fake)``: see :class:`Evaluator` for the options.
     """
-    return Evaluator(
-        metrics,
-        real,
-        features=features,
-        feature_options=feature_options,
-        num_real=num_real,
-        num_fake=num_fake,
-        batch_size=batch_size,
-        device=device,
-        cache_dir=cache_dir,
-        seed=seed,
-        progress=progress,
-    )(fake)
-
-
-# tags where a larger value is better; every other tag (fid, kid, kl, ndb, ...) is minimized
-HIGHER_IS_BETTER = frozenset(
-    {
-        "metrics/precision",
-        "metrics/recall",
-        "metrics/density",
-        "metrics/coverage",
-        "modes/covered",
-        "modes/covered_frac",
-        "modes/high_quality",
-        "modes/class_coverage",
-        "modes/stacked_covered",
-    }
-)
-
-
-def metric_mode(tag: str) -> str:
-    """ "max" or "min": how ``best`` compares values of ``tag`` (a ``_<extractor>`` suffix ok)."""
-    base = tag
-    for name in ("_raw", "_classifier", "_inception"):
-        base = base.removesuffix(name)
-    return "max" if base in HIGHER_IS_BETTER else "min"
+    return Evaluator(metrics, real, **options)(fake)
 
 
 def from_config(
@@ -442,6 +453,7 @@ def from_config(
 
 
 @METRICS.register("fid")
+@describe(tags={"metrics/fid": ("min", "FID")}, stats_only=True)
 def fid_metric(ctx: EvalContext, features: str | None = None) -> dict[str, float]:
     """Fréchet distance of the feature statistics -> ``metrics/fid``."""
     return {
@@ -450,6 +462,7 @@ def fid_metric(ctx: EvalContext, features: str | None = None) -> dict[str, float
 
 
 @METRICS.register("fid_inf")
+@describe(tags={"metrics/fid_inf": ("min", "FID∞", False)})
 def fid_inf_metric(
     ctx: EvalContext, features: str | None = None, num_points: int = 15, min_n: int | None = None
 ) -> dict[str, float]:
@@ -466,6 +479,7 @@ def fid_inf_metric(
 
 
 @METRICS.register("kid")
+@describe(tags={"metrics/kid": ("min", "KID"), "metrics/kid_std": (None, "KID std", False)})
 def kid_metric(
     ctx: EvalContext, features: str | None = None, num_subsets: int = 100, subset_size: int = 1000
 ) -> dict[str, float]:
@@ -481,6 +495,14 @@ def kid_metric(
 
 
 @METRICS.register("prdc")
+@describe(
+    tags={
+        "metrics/precision": ("max", "Precision"),
+        "metrics/recall": ("max", "Recall"),
+        "metrics/density": ("max", "Density"),
+        "metrics/coverage": ("max", "Coverage"),
+    }
+)
 def prdc_metric(
     ctx: EvalContext, features: str | None = None, k_pr: int = 3, k_dc: int = 5
 ) -> dict[str, float]:
@@ -491,6 +513,12 @@ def prdc_metric(
 
 
 @METRICS.register("pr")
+@describe(
+    tags={
+        "metrics/precision": ("max", "Precision"),
+        "metrics/recall": ("max", "Recall"),
+    }
+)
 def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict[str, float]:
     """Precision and recall only -> ``metrics/precision``, ``metrics/recall``."""
     out = precision_recall(ctx.features("real", features), ctx.features("fake", features), k)
@@ -498,6 +526,14 @@ def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict
 
 
 @METRICS.register("mixture_modes")
+@describe(
+    tags={
+        "modes/covered": ("max", "Modes"),
+        "modes/covered_frac": ("max", "Modes (fraction)", False),
+        "modes/high_quality": ("max", "HQ samples"),
+        "modes/kl": ("min", "Mode KL"),
+    }
+)
 def mixture_modes_metric(
     ctx: EvalContext,
     centers: Any = None,
@@ -526,6 +562,14 @@ def mixture_modes_metric(
 
 
 @METRICS.register("class_modes")
+@describe(
+    tags={
+        "modes/class_coverage": ("max", "Class cov."),
+        "modes/class_kl": ("min", "Class KL"),
+        "modes/stacked_covered": ("max", "Stacked modes", False),
+        "modes/stacked_kl": ("min", "Stacked KL", False),
+    }
+)
 def class_modes_metric(ctx: EvalContext, min_count: int = 1) -> dict[str, float]:
     """Classifier modes of the fake samples -> ``modes/class_coverage``, ``modes/class_kl``;
     for a stacked dataset also ``modes/stacked_covered`` (of 1000) and ``modes/stacked_kl``."""
@@ -545,6 +589,13 @@ def class_modes_metric(ctx: EvalContext, min_count: int = 1) -> dict[str, float]
 
 
 @METRICS.register("ndb")
+@describe(
+    tags={
+        "modes/ndb": ("min", "NDB", False),
+        "modes/ndb_frac": ("min", "NDB (fraction)", False),
+        "modes/ndb_js": ("min", "NDB JS", False),
+    }
+)
 def ndb_metric(
     ctx: EvalContext,
     features: str | None = None,

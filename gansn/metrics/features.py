@@ -53,6 +53,9 @@ class FeatureExtractor:
 
     name: str = "base"
     dim: int = 0
+    # True when features depend only on fixed weights, so real statistics may be cached on
+    # disk; a trained-per-dataset classifier's may not
+    cacheable: bool = False
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -94,6 +97,7 @@ class RawFeatures(FeatureExtractor):
     """(B, ...) -> (B, prod(...)): the samples themselves."""
 
     name = "raw"
+    cacheable = True
 
     def __init__(self, dim: int | None = None) -> None:
         self.dim = dim or 0
@@ -152,6 +156,7 @@ class InceptionFeatures(FeatureExtractor):
 
     name = "inception"
     dim = 2048
+    cacheable = True
 
     def __init__(
         self,

@@ -60,3 +60,54 @@ def test_metric_mode() -> None:
     assert metric_mode("metrics/precision") == "max"
     assert metric_mode("modes/covered") == "max"
     assert metric_mode("modes/kl") == "min"
+
+
+def test_every_registered_metric_describes_exactly_the_tags_it_returns() -> None:
+    """The registry's metadata is checked against what each metric really returns."""
+    import numpy as np
+
+    from gansn.data import build_dataset
+    from gansn.metrics import evaluate, metric_tags, tag_info
+
+    ring = build_dataset({"name": "ring8", "n": 400})
+    rng = np.random.default_rng(0)
+    fake = ring.data.numpy()[rng.permutation(400)[:300]] + 0.01 * rng.standard_normal((300, 2))
+    # every built-in metric but class_modes (needs labelled images; covered in test_evaluate)
+    names = [n for n in METRICS.names() if n != "class_modes"]
+    options = {"kid": {"subset_size": 50, "num_subsets": 5}, "ndb": {"num_bins": 5}}
+    metrics = [{"name": n, **options.get(n, {})} for n in names]
+    res, _ = evaluate(metrics, ring, fake.astype(np.float32), num_real=300, num_fake=300)
+    for name in names:
+        declared = set(METRICS.get(name).tags)
+        single, _ = evaluate([{"name": name, **options.get(name, {})}], ring, fake, num_fake=300)
+        assert set(single) == declared, name
+    assert set(res) <= set(metric_tags())
+    assert set(METRICS.get("class_modes").tags) == {
+        "modes/class_coverage",
+        "modes/class_kl",
+        "modes/stacked_covered",
+        "modes/stacked_kl",
+    }
+    assert tag_info("metrics/fid_inception").label == "FID"
+    assert tag_info("metrics/unknown") is None
+    # the study tables list these tags, in this order (the report's columns)
+    assert [t for t, i in metric_tags().items() if i.table] == [
+        "metrics/fid",
+        "metrics/kid",
+        "metrics/precision",
+        "metrics/recall",
+        "metrics/density",
+        "metrics/coverage",
+        "modes/covered",
+        "modes/high_quality",
+        "modes/kl",
+        "modes/class_coverage",
+        "modes/class_kl",
+    ]
+
+
+def test_stats_only_metrics_keep_no_feature_matrix_and_cacheable_extractors() -> None:
+    from gansn.metrics import FEATURES
+
+    assert [n for n in METRICS.names() if getattr(METRICS.get(n), "stats_only", False)] == ["fid"]
+    assert {n for n in FEATURES.names() if FEATURES.get(n).cacheable} == {"raw", "inception"}
