@@ -1,6 +1,7 @@
-"""Generators from checkpoints, without Hydra or the original run dir; sample grids.
+"""Samples, latent interpolations and grids from a generator.
 
-from gansn.sampling import load_generator, sample, save_grid
+from gansn.checkpoint import load_generator
+from gansn.sampling import sample, save_grid
 G, spec = load_generator("outputs/2026-11-25/10-00-00")      # EMA G when saved
 x = sample(G, 64, seed=0)                                     # (64, C, H, W) in [-1, 1]
 save_grid(x, "grid.png", nrow=8)
@@ -10,50 +11,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
-from gansn.training.checkpoint import load_checkpoint
-
 log = logging.getLogger(__name__)
-
-
-def load_models(
-    path: str | Path, *, ema: bool = False, map_location: str = "cpu"
-) -> tuple[nn.Module, nn.Module, ModelSpec]:
-    """Rebuild ``(G, D, spec)`` from a checkpoint file or run dir, both in eval mode.
-
-    With ``ema=True`` G is the EMA generator (falls back to the raw G with a warning when the
-    run kept no EMA).
-    """
-    ckpt = load_checkpoint(path, map_location)
-    spec = ModelSpec.from_dict(ckpt["spec"])
-    G, D = build_generator(spec), build_discriminator(spec)
-    G.load_state_dict(_generator_state(ckpt, ema))
-    D.load_state_dict(ckpt["models"]["D"])
-    return G.eval(), D.eval(), spec
-
-
-def load_generator(
-    path: str | Path, *, ema: bool = True, map_location: str = "cpu"
-) -> tuple[nn.Module, ModelSpec]:
-    """Rebuild G (EMA by default) from a checkpoint file or run dir, in eval mode."""
-    ckpt = load_checkpoint(path, map_location)
-    spec = ModelSpec.from_dict(ckpt["spec"])
-    G = build_generator(spec)
-    G.load_state_dict(_generator_state(ckpt, ema))
-    return G.eval(), spec
-
-
-def _generator_state(ckpt: dict[str, Any], ema: bool) -> dict[str, Any]:
-    models = ckpt["models"]
-    if ema and "G_ema" not in models:
-        log.warning("%s has no EMA generator; using the raw G", ckpt.get("path"))
-    return models["G_ema"] if ema and "G_ema" in models else models["G"]
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gansn.config import compose, to_plain
-from gansn.training import Trainer
+from gansn.training import Trainer, build_trainer
 
 
 def plain_loop(trainer: Trainer, steps: int) -> float:
@@ -73,7 +73,7 @@ def make_trainer(norm: str, width: float, lipschitz_every: int, tmp: str) -> Tra
             ]
         )
     )
-    trainer = Trainer(cfg, tmp)
+    trainer = build_trainer(cfg, tmp)
     trainer.steps = 0  # each timed block adds its own steps
     for _ in range(2):  # warm-up: first-call allocations; does not advance `step`
         trainer.train_step()

@@ -76,15 +76,13 @@ def fmt(s: dict, pct: bool = False) -> str:
 
 def final_samples(run: Path, n: int = 2500) -> tuple[np.ndarray, int] | None:
     """2,500 samples of the run's last G (batch norm in inference mode) and its step."""
-    import torch
+    from gansn.checkpoint import load_checkpoint, load_generator
+    from gansn.sampling import sample
 
-    from gansn.sampling import load_generator, sample
-
-    ckpt = run / "checkpoints" / "last.pt"
-    if not ckpt.is_file():
+    if not (run / "checkpoints" / "last.pt").is_file():
         return None
     G, _ = load_generator(run, ema=False)
-    step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"])
+    step = int(load_checkpoint(run)["step"])
     return sample(G, n, seed=2333, batch_size=500).numpy(), step
 
 

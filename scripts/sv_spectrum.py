@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from gansn.sampling import load_models
+    from gansn.checkpoint import load_models
 
     spectra = {}
     for item in args.ckpts:

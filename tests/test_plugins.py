@@ -187,7 +187,7 @@ def test_plugin_norm_selected_from_a_yaml_on_the_search_path(plugin):
 
 def test_trainer_runs_with_every_plugin_entry(plugin, tmp_path):
     from gansn.config import compose, to_plain
-    from gansn.training import Trainer
+    from gansn.training import build_trainer
 
     cfg = to_plain(
         compose(
@@ -211,7 +211,7 @@ def test_trainer_runs_with_every_plugin_entry(plugin, tmp_path):
         loss={"name": "softhinge"},
         dataset={"name": "line2d", "n": 32},
     )
-    trainer = Trainer(cfg, tmp_path / "run")
+    trainer = build_trainer(cfg, tmp_path / "run")
     trainer.train()
     assert trainer.step == 2
     assert any(isinstance(m, plugin.RMSNormChannels) for m in trainer.G.modules())

@@ -75,7 +75,7 @@ def resolve_fake(spec: str, ema: bool, device: str) -> Any:
         return str(path)
     if path.is_dir() and not (path / "checkpoints").is_dir():
         return str(path)  # an image folder
-    from gansn.sampling import load_generator
+    from gansn.checkpoint import load_generator
 
     G, _ = load_generator(path, ema=ema)
     return G.to(device)

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _load_models(path: str) -> tuple[Any, Any, Any]:
-    from gansn.sampling import load_models
+    from gansn.checkpoint import load_models
 
     return load_models(path)
 

@@ -37,9 +37,9 @@ DEFAULTS = {
 
 
 def main_args(argv: list[str]) -> None:
+    from gansn.checkpoint import load_generator
     from gansn.sampling import (
         interpolation_latents,
-        load_generator,
         sample,
         save_image,
         to_grid,
@@ -78,8 +78,8 @@ def main_args(argv: list[str]) -> None:
 
 def _centers(ckpt: str) -> np.ndarray | None:
     """True mode centres of a toy run, for the scatter image (None if unavailable)."""
+    from gansn.checkpoint import load_checkpoint
     from gansn.data import build_dataset
-    from gansn.training.checkpoint import load_checkpoint
 
     try:
         return build_dataset(load_checkpoint(ckpt)["config"]["dataset"]).centers

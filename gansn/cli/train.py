@@ -19,8 +19,10 @@ log = logging.getLogger("gansn.train")
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float]:
     """Resolve resume, build the trainer (all validation), then write and train."""
-    from gansn.training import Trainer
-    from gansn.training.checkpoint import find_checkpoint, load_checkpoint
+    # imported here: torch and the models load only once a run starts, so --help and
+    # --cfg answer at once
+    from gansn.checkpoint import find_checkpoint, load_checkpoint
+    from gansn.training import build_trainer
 
     if cfg.get("resume"):
         ckpt_path = find_checkpoint(cfg.resume)
@@ -31,7 +33,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
         cfg = compose([*overrides, f"resume={ckpt_path}"])
         run_dir = ckpt_path.parent.parent
     plain = to_plain(cfg)
-    trainer = Trainer(plain, run_dir, overrides=overrides, resume=plain.get("resume"))
+    trainer = build_trainer(plain, run_dir, overrides=overrides, resume=plain.get("resume"))
     _write_hydra_files(cfg, run_dir, overrides)
     final = trainer.train()
     if trainer.stopped_by is not None:

@@ -323,8 +323,9 @@ _PROTOCOL_NOISE = ("seconds", "seed", "cache", "cache_file")
 
 def _protocol_text(setting: Setting) -> str | None:
     protos = {
-        json.dumps({k: v for k, v in r.protocol.items() if k not in _PROTOCOL_NOISE},
-                   sort_keys=True)
+        json.dumps(
+            {k: v for k, v in r.protocol.items() if k not in _PROTOCOL_NOISE}, sort_keys=True
+        )
         for r in setting.runs
         if r.contributes and r.protocol
     }

@@ -33,7 +33,7 @@ def load_models(run_dir: Path, *, ema: bool = False) -> tuple[Any, Any, Any]:
     ``spec`` and ``models`` entries so the report works while that module is missing.
     """
     try:
-        from gansn.sampling import load_models as _load
+        from gansn.checkpoint import load_models as _load
     except ImportError:
         _load = None
     if _load is not None:

@@ -1,32 +1,64 @@
-"""The trainer's measurement hooks: Lipschitz tracking and evaluation metrics.
+"""Measurement hooks the training loop runs every ``every`` G steps and once at the end.
 
-Both run every ``every`` G steps and once at the end, inside ``Trainer._isolated`` (global
-RNG forked, G/D buffers and modes restored), so enabling them never changes the weights a
-run produces.
+A hook is built from explicit inputs (D, the data shape, a fixed real batch, seeds, the
+device) by :func:`build_hooks`, outside the trainer, and handed to it.  The trainer calls
+``hook(host, step)`` inside its isolation context (global RNG forked, G/D buffers and modes
+restored afterwards), so measuring never changes the weights a run produces.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
-from gansn.training.trainer import Hook
-
-if TYPE_CHECKING:
-    from gansn.training.trainer import Trainer
+from gansn.data import build_dataset
+from gansn.metrics.lipschitz import LipschitzTracker
 
 log = logging.getLogger(__name__)
 
 
-def fixed_real_batch(trainer: Trainer, n: int, seed: int) -> torch.Tensor:
+class HookHost(Protocol):
+    """What a hook may read from the loop that calls it."""
+
+    G: nn.Module
+    device: torch.device
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to evaluate: the EMA copy when the run keeps one, else G."""
+        ...
+
+
+class Hook:
+    """Something the trainer runs every ``every`` G steps (and once at the end).
+
+    ``__call__(host, step)`` returns TensorBoard-tag -> float values, which the trainer logs
+    and appends to ``metrics.jsonl``; ``state_dict``/``load_state_dict`` carry whatever must
+    survive a resume (saved in the checkpoint under the hook's ``name``).
+    """
+
+    every: int = 0
+    name: str = "hook"
+
+    def __call__(self, host: HookHost, step: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def fixed_real_batch(dataset: Any, n: int, seed: int) -> torch.Tensor:
     """``n`` real samples chosen by ``seed`` alone: (n, *shape), the same at every call."""
-    data = trainer.dataset
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    if hasattr(data, "get_batch"):
-        return data.get_batch(idx)[0]
-    return torch.stack([data[int(i)][0] for i in idx])
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    if hasattr(dataset, "get_batch"):
+        return dataset.get_batch(idx)[0]
+    return torch.stack([dataset[int(i)][0] for i in idx])
 
 
 class LipschitzHook(Hook):
@@ -39,31 +71,32 @@ class LipschitzHook(Hook):
     name = "lipschitz"
 
     def __init__(
-        self, trainer: Trainer, every: int, n_samples: int = 64, n_iter: int = 3, **options: Any
+        self,
+        D: nn.Module,
+        shape: tuple[int, ...],
+        *,
+        real: torch.Tensor,
+        z: torch.Tensor,
+        every: int,
+        seed: int,
+        n_iter: int = 3,
+        **options: Any,
     ) -> None:
-        from gansn.metrics.lipschitz import LipschitzTracker
-
         self.every = every
-        seed = int(trainer.cfg["seed"])
         # strict=False: a module the bound does not know (a user plugin) marks the bound
         # invalid (lipschitz/bound_valid = 0) with a warning instead of stopping training
         options.setdefault("strict", False)
-        self.tracker = LipschitzTracker(
-            trainer.D, trainer.spec.shape, n_iter=n_iter, seed=seed, **options
-        )
-        self.real = fixed_real_batch(trainer, n_samples, seed + 1)
-        self.z = torch.randn(
-            len(self.real), trainer.spec.z_dim, generator=torch.Generator().manual_seed(seed + 2)
-        )
+        self.tracker = LipschitzTracker(D, shape, n_iter=n_iter, seed=seed, **options)
+        self.real, self.z = real, z
 
-    def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
-        G = trainer.G
+    def __call__(self, host: HookHost, step: int) -> dict[str, float]:
+        G = host.G
         G.eval()
         with torch.no_grad():
-            fake = G(self.z.to(trainer.device)).float()
+            fake = G(self.z.to(host.device)).float()
         # D stays in train mode: the bound then takes feature norms at their worst case,
         # which is what a training-mode D can do (see LipschitzTracker's bound_mode)
-        return self.tracker.measure(real=self.real.to(trainer.device), fake=fake)
+        return self.tracker.measure(real=self.real.to(host.device), fake=fake)
 
     def state_dict(self) -> dict[str, Any]:
         return self.tracker.state_dict()
@@ -81,25 +114,49 @@ class EvalHook(Hook):
 
     name = "eval"
 
-    def __init__(self, trainer: Trainer, cfg: dict[str, Any]) -> None:
-        from gansn.data import build_dataset
-        from gansn.metrics.core import from_config
+    def __init__(self, evaluator: Any, every: int) -> None:
+        self.evaluator, self.every = evaluator, every
 
-        self.every = int(cfg["eval_every"])
-        held_out = build_dataset(trainer.cfg["dataset"], train=False)
-        real = trainer.dataset if cfg.get("real_split", "train") == "train" else held_out
-        self.evaluator = from_config(
-            cfg,
-            real,
-            test_dataset=held_out,
-            device=trainer.device,
-            seed=int(trainer.cfg["seed"]),
-            progress=False,
-        )
-
-    def __call__(self, trainer: Trainer, step: int) -> dict[str, Any]:
-        G = trainer.sampler
+    def __call__(self, host: HookHost, step: int) -> dict[str, Any]:
+        G = host.sampler
         G.eval()
         results, protocol = self.evaluator(G)
         log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
         return {**results, "protocol": protocol}
+
+
+def build_hooks(
+    cfg: dict[str, Any],
+    *,
+    D: nn.Module,
+    dataset: Any,
+    shape: tuple[int, ...],
+    z_dim: int,
+    device: torch.device,
+) -> list[Hook]:
+    """The hooks a run's config asks for (``lipschitz_every``, ``metrics``), in call order.
+
+    cfg: the plain-dict training config; D: the discriminator the Lipschitz hook measures;
+    dataset: the training set (fixed real batches, and the evaluator's real samples).
+    """
+    hooks: list[Hook] = []
+    seed = int(cfg["seed"])
+    every = int(cfg.get("lipschitz_every", 0))
+    if every > 0:
+        options = dict(cfg.get("lipschitz") or {})
+        real = fixed_real_batch(dataset, int(options.pop("n_samples", 64)), seed + 1)
+        z = torch.randn(len(real), z_dim, generator=torch.Generator().manual_seed(seed + 2))
+        hooks.append(LipschitzHook(D, shape, real=real, z=z, every=every, seed=seed, **options))
+    metrics_cfg = cfg.get("metrics") or {}
+    if int(metrics_cfg.get("eval_every", 0) or 0) > 0 and metrics_cfg.get("list"):
+        # imported here: the metrics package (scipy, the extractors) costs start-up time
+        # that runs without evaluation never pay
+        from gansn.metrics.core import from_config
+
+        held_out = build_dataset(cfg["dataset"], train=False)
+        real = dataset if metrics_cfg.get("real_split", "train") == "train" else held_out
+        evaluator = from_config(
+            metrics_cfg, real, test_dataset=held_out, device=device, seed=seed, progress=False
+        )
+        hooks.append(EvalHook(evaluator, int(metrics_cfg["eval_every"])))
+    return hooks

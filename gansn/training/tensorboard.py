@@ -69,3 +69,9 @@ class RunWriter:
 
     def close(self) -> None:
         self.w.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,11 +1,12 @@
 """The GAN training loop: no Hydra here, so tests and notebooks call it directly.
 
-    from gansn.training import Trainer
-    Trainer(cfg_dict, run_dir="runs/x").train()
+    from gansn.training import train
+    trainer = train(cfg_dict, run_dir="runs/x")       # the config's hooks, then training
 
 ``cfg`` is the plain-dict form of ``conf/train.yaml`` (see ``gansn.config.compose``).
-Everything that can be wrong with it is checked in ``Trainer.__init__``, before anything is
-written; ``train()`` is what writes into ``run_dir``.
+Everything that can be wrong with it is checked in ``Trainer.__init__`` and
+:func:`~gansn.training.hooks.build_hooks`, before anything is written; ``Trainer.train()``
+is what writes into ``run_dir``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
-import sys
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from gansn import checkpoint as ckpt_io
+from gansn.data import BatchStream, build_dataset
 from gansn.errors import ConfigError
 from gansn.losses import build_loss
 from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
-from gansn.training import checkpoint as ckpt_io
+from gansn.sampling import save_image, to_grid
 from gansn.training.ema import EMA
-from gansn.training.logging import MetricsLog, write_status
+from gansn.training.hooks import Hook, build_hooks
+from gansn.training.logging import MetricsLog
+from gansn.training.record import NonFiniteLossError, RunRecord
+from gansn.training.tensorboard import RunWriter
 from gansn.utils import (
     import_modules,
     locate,
@@ -39,31 +44,6 @@ from gansn.utils import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN/Inf; training stops and the last good checkpoint is kept."""
-
-
-class Hook:
-    """Something the trainer runs every ``every`` G steps (and once at the end).
-
-    ``__call__(trainer, step)`` returns TensorBoard-tag -> float values, which the trainer
-    logs and appends to ``metrics.jsonl``.  Hooks run with the global RNG forked and D's
-    buffers restored afterwards, so measuring never changes the training trajectory.
-    """
-
-    every: int = 0
-    name: str = "hook"
-
-    def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
-        raise NotImplementedError
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 # alternating: n_dis D updates, then one G update on fresh latents (the SNGAN code);
@@ -181,7 +161,9 @@ class Trainer:
         overrides: the command-line overrides the config came from (kept for resuming).
         resume: a checkpoint file or run dir to continue from.  When ``run_dir`` already
             holds ``checkpoints/last.pt``, training continues from it.
-        hooks: extra :class:`Hook` objects (metrics, Lipschitz tracking, your own).
+        hooks: :class:`~gansn.training.hooks.Hook` objects to run (metrics, Lipschitz
+            tracking, your own); :meth:`add_hooks` adds more once G and D exist, which is
+            how :func:`train` attaches the ones the config asks for.
     """
 
     def __init__(
@@ -191,12 +173,10 @@ class Trainer:
         *,
         overrides: list[str] = (),
         resume: str | Path | None = None,
-        hooks: list[Hook] = (),
+        hooks: Sequence[Hook] = (),
     ) -> None:
         validate_config(cfg)
         import_modules(list(cfg.get("imports") or []))
-        from gansn.data import BatchStream, build_dataset
-
         self.cfg, self.run_dir, self.overrides = cfg, Path(run_dir), list(overrides)
         check_writable(self.run_dir)
         resume = resume or cfg.get("resume")
@@ -248,7 +228,8 @@ class Trainer:
         self.fixed_noise = torch.randn(
             int(grid.get("n", 64)), self.spec.z_dim, generator=torch.Generator().manual_seed(seed)
         )
-        self.hooks: list[Hook] = list(hooks) + self._default_hooks()
+        self.hooks: list[Hook] = []
+        self._hook_states: dict[str, Any] = {}  # saved hook states waiting for their hook
         self.step = 0
         self.best: dict[str, Any] = {}
         self.elapsed = 0.0  # training seconds, carried across resumes
@@ -259,6 +240,14 @@ class Trainer:
         if resume_state is not None:
             self._load_state(resume_state)
             log.info("resuming from %s at step %d", resume_state["path"], self.step)
+        self.add_hooks(hooks)
+
+    def add_hooks(self, hooks: Sequence[Hook]) -> None:
+        """Run ``hooks`` too; a resumed run hands each its saved state (by ``name``)."""
+        for h in hooks:
+            if h.name in self._hook_states:
+                h.load_state_dict(self._hook_states.pop(h.name))
+            self.hooks.append(h)
 
     # ------------------------------------------------------------------ setup
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
@@ -273,25 +262,6 @@ class Trainer:
                 return 1.0
 
         return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-    def _default_hooks(self) -> list[Hook]:
-        hooks: list[Hook] = []
-        if int(self.cfg.get("lipschitz_every", 0)) > 0:
-            from gansn.training.hooks import LipschitzHook
-
-            hooks.append(
-                LipschitzHook(
-                    self,
-                    every=int(self.cfg["lipschitz_every"]),
-                    **dict(self.cfg.get("lipschitz") or {}),
-                )
-            )
-        metrics_cfg = self.cfg.get("metrics") or {}
-        if int(metrics_cfg.get("eval_every", 0) or 0) > 0 and metrics_cfg.get("list"):
-            from gansn.training.hooks import EvalHook
-
-            hooks.append(EvalHook(self, metrics_cfg))
-        return hooks
 
     def _check_compatible(self, state: dict[str, Any]) -> None:
         saved = ModelSpec.from_dict(state["spec"])
@@ -343,9 +313,7 @@ class Trainer:
         self.fixed_noise = s["fixed_noise"]
         self.best = dict(s.get("best") or {})
         self.elapsed = float(s.get("elapsed", 0.0))
-        for h in self.hooks:
-            if h.name in s.get("hooks", {}):
-                h.load_state_dict(s["hooks"][h.name])
+        self._hook_states = dict(s.get("hooks") or {})
         set_rng_state(s["rng"])
         self.step = int(s["step"])
 
@@ -438,96 +406,59 @@ class Trainer:
         return out
 
     @property
+    def last_values(self) -> dict[str, float]:
+        """The latest value of every scalar logged so far."""
+        return dict(self._last_values)
+
+    @property
     def sampler(self) -> nn.Module:
         """The generator to sample from: the EMA copy when kept, else G."""
         return self.ema.shadow if self.ema is not None else self.G
 
     def train(self) -> dict[str, float]:
         """Run to ``steps`` G updates; return the last logged values."""
-        from tqdm.auto import tqdm
-
-        from gansn.training.tensorboard import RunWriter
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        file_log = _attach_file_log(self.run_dir / "train.log")
-        writer = RunWriter(self.run_dir, purge_step=self.step or None)
-        self.metrics.truncate_after(self.step)
-        write_status(
-            self.run_dir, status="running", step=self.step, error=None, wall_time_s=self.elapsed
-        )
-        if self.step == 0:
-            writer.config(self.cfg, self.spec)
-        log.info(
-            "run dir %s; training %s G=%s D=%s for %d steps on %s",
-            self.run_dir,
-            self.spec.arch,
-            self.spec.g_norm["name"],
-            self.spec.d_norm["name"],
-            self.steps,
-            self.device,
-        )
-        cfg = self.cfg
-        log_every = int(cfg.get("log_every", 0))
-        pbar = tqdm(
-            total=self.steps,
-            initial=self.step,
-            desc="train",
-            dynamic_ncols=True,
-            mininterval=1.0 if sys.stderr.isatty() else 30.0,
-            leave=True,
-        )
-        sums: dict[str, torch.Tensor] = {}
-        n_sum, t_window, status, error = 0, time.perf_counter(), "completed", None
-        try:
-            with _stop_on_signals(self):
-                while self.step < self.steps and self.stopped_by is None:
-                    t0 = time.perf_counter()
-                    out = self.train_step()
-                    self.elapsed += time.perf_counter() - t0
-                    _check_finite(out, self.step)
-                    for k, v in out.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    n_sum += 1
-                    pbar.update(1)
-                    last = self.step == self.steps or self.stopped_by is not None
-                    if (log_every and self.step % log_every == 0) or last:
-                        values = self._window(sums, n_sum, time.perf_counter() - t_window)
-                        self._emit(writer, values)
-                        pbar.set_postfix(
-                            {
-                                "d": f"{values['loss/d']:.3f}",
-                                "g": f"{values['loss/g']:.3f}",
-                                "img/s": f"{values['time/images_per_s']:.0f}",
-                            }
-                        )
-                        sums, n_sum, t_window = {}, 0, time.perf_counter()
-                    self._periodic(writer, final=False)
-        except NonFiniteLossError as err:
-            status, error = "failed", str(err)
-        except BaseException as err:
-            write_status(
+        with (
+            RunRecord(self) as record,
+            RunWriter(self.run_dir, purge_step=self.step or None) as writer,
+        ):
+            self.metrics.truncate_after(self.step)
+            if self.step == 0:
+                writer.config(self.cfg, self.spec)
+            log.info(
+                "run dir %s; training %s G=%s D=%s for %d steps on %s",
                 self.run_dir,
-                status="failed",
-                step=self.step,
-                error=repr(err),
-                wall_time_s=self.elapsed,
+                self.spec.arch,
+                self.spec.g_norm["name"],
+                self.spec.d_norm["name"],
+                self.steps,
+                self.device,
             )
-            raise
-        finally:
-            pbar.close()
-        try:
-            if status == "failed":
-                log.error("%s", error)
-                write_status(
-                    self.run_dir,
-                    status="failed",
-                    step=self.step,
-                    error=error,
-                    wall_time_s=self.elapsed,
-                )
-                raise NonFiniteLossError(error)
+            log_every = int(self.cfg.get("log_every", 0))
+            sums: dict[str, torch.Tensor] = {}
+            n_sum, t_window = 0, time.perf_counter()
+            while self.step < self.steps and self.stopped_by is None:
+                t0 = time.perf_counter()
+                out = self.train_step()
+                self.elapsed += time.perf_counter() - t0
+                _check_finite(out, self.step)
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_sum += 1
+                postfix = None
+                last = self.step == self.steps or self.stopped_by is not None
+                if (log_every and self.step % log_every == 0) or last:
+                    values = self._window(sums, n_sum, time.perf_counter() - t_window)
+                    self._emit(writer, values)
+                    postfix = {
+                        "d": f"{values['loss/d']:.3f}",
+                        "g": f"{values['loss/g']:.3f}",
+                        "img/s": f"{values['time/images_per_s']:.0f}",
+                    }
+                    sums, n_sum, t_window = {}, 0, time.perf_counter()
+                record.advance(postfix)
+                self._periodic(writer, final=False)
             if self.stopped_by is not None:
-                status = "interrupted"
+                record.status = "interrupted"
                 self.save()
                 log.warning(
                     "stopped by %s at step %d; checkpoint saved to %s; resume with resume=%s",
@@ -539,14 +470,7 @@ class Trainer:
             else:
                 self._periodic(writer, final=True)
                 writer.hparams(self.cfg, self.spec, self._last_values)
-            write_status(
-                self.run_dir, status=status, step=self.step, error=None, wall_time_s=self.elapsed
-            )
-            return dict(self._last_values)
-        finally:
-            writer.close()
-            logging.getLogger().removeHandler(file_log)
-            file_log.close()
+        return dict(self._last_values)
 
     def _window(self, sums: dict[str, torch.Tensor], n: int, seconds: float) -> dict[str, float]:
         """Means over the last ``n`` steps, learning rates and speed."""
@@ -595,6 +519,8 @@ class Trainer:
         tag = metrics_cfg.get("best")
         if not tag or tag not in values:
             return
+        # imported here: the metrics package brings scipy (~1.7 s of start-up) that runs
+        # without evaluation never need; a run that keeps a best metric has loaded it already
         from gansn.metrics.core import metric_mode
 
         higher = metric_mode(tag) == "max"
@@ -624,8 +550,6 @@ class Trainer:
 
     @torch.no_grad()
     def write_samples(self, writer: Any, final: bool = False) -> Path:
-        from gansn.sampling import save_image, to_grid
-
         G = self.sampler
         was_training = G.training
         G.eval()
@@ -647,33 +571,46 @@ def _check_finite(out: dict[str, torch.Tensor], step: int) -> None:
             )
 
 
-@contextmanager
-def _stop_on_signals(trainer: Trainer):
-    """First SIGINT/SIGTERM: finish the current step, save, stop.  Second SIGINT: abort."""
-    import threading
+def build_trainer(
+    cfg: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    resume: str | Path | None = None,
+    hooks: Sequence[Hook] = (),
+) -> Trainer:
+    """A :class:`Trainer` for ``cfg`` with the hooks its config asks for (after ``hooks``).
 
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if trainer.stopped_by is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        trainer.stopped_by = name
-        log.warning("%s received: stopping after this step (Ctrl-C again to abort)", name)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    Everything is validated and built here and nothing is written, so a caller can still
+    refuse (or write its own files) before ``trainer.train()``.
+    """
+    trainer = Trainer(cfg, run_dir, overrides=overrides, resume=resume, hooks=hooks)
+    trainer.add_hooks(
+        build_hooks(
+            cfg,
+            D=trainer.D,
+            dataset=trainer.dataset,
+            shape=trainer.spec.shape,
+            z_dim=trainer.spec.z_dim,
+            device=trainer.device,
+        )
+    )
+    return trainer
 
 
-def _attach_file_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
-    handler.setLevel(logging.INFO)
-    logging.getLogger().addHandler(handler)
-    return handler
+def train(
+    cfg: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    resume: str | Path | None = None,
+    hooks: Sequence[Hook] = (),
+) -> Trainer:
+    """Build the run (:func:`build_trainer`) and train it; returns the trained trainer
+    (``.step``, ``.G``, ``.stopped_by``, ``.last_values``).
+
+    What ``gansn-train`` and the tests call, as lightning-hydra-template's ``train(cfg)``.
+    """
+    trainer = build_trainer(cfg, run_dir, overrides=overrides, resume=resume, hooks=hooks)
+    trainer.train()
+    return trainer

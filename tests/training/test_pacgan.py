@@ -21,7 +21,7 @@ from gansn.metrics.lipschitz import LipschitzTracker
 from gansn.nn.archs import ModelSpec, build_models
 from gansn.nn.layers import Maxout
 from gansn.nn.norms import NORMS
-from gansn.training import Trainer
+from gansn.training import build_trainer
 
 PACGAN_OPTIONS = dict(
     g_hidden=400, g_depth=4, g_bias=False, d_hidden=200, d_depth=3, maxout=5, init="normal"
@@ -200,7 +200,7 @@ def test_simultaneous_update_equals_hand_written_pacgan_step(tiny_cfg, tmp_path)
         "optim.g.fused=false",
         "optim.d.fused=false",
     )
-    t = Trainer(cfg, tmp_path / "run")
+    t = build_trainer(cfg, tmp_path / "run")
     G0 = {k: v.clone() for k, v in t.G.state_dict().items()}
     D0 = {k: v.clone() for k, v in t.D.state_dict().items()}
     # the batches and latents the trainer will draw: the stream's order and the global RNG
@@ -237,5 +237,5 @@ def test_simultaneous_update_equals_hand_written_pacgan_step(tiny_cfg, tmp_path)
 def test_simultaneous_update_refuses_what_it_cannot_do(tiny_cfg, tmp_path, extra, message):
     cfg, _ = tiny_cfg("update=simultaneous", *extra)
     with pytest.raises(ConfigError, match=message):
-        Trainer(cfg, tmp_path / "run")
+        build_trainer(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gansn.config import config_dir
-from gansn.training import Trainer
+from gansn.training import build_trainer
 
 PRESETS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 
@@ -40,7 +40,7 @@ def test_preset_runs_two_steps(tiny_cfg, tmp_path, preset):
     if cfg["dataset"]["name"] == "fake":  # drop options only the real dataset has (split)
         fake = to_plain(compose(["dataset=fake"]))["dataset"]
         cfg["dataset"] = {k: v for k, v in cfg["dataset"].items() if k in fake}
-    t = Trainer(cfg, tmp_path)
+    t = build_trainer(cfg, tmp_path)
     out = t.train()
     assert t.step == 2 and "loss/d" in out and "loss/g" in out
     assert (tmp_path / "checkpoints" / "last.pt").is_file()

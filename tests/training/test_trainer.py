@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from gansn.checkpoint import load_checkpoint
 from gansn.errors import ConfigError
-from gansn.training import NonFiniteLossError, Trainer
-from gansn.training.checkpoint import load_checkpoint
+from gansn.training import NonFiniteLossError, Trainer, build_trainer
 from gansn.training.ema import EMA
 from gansn.training.logging import read_jsonl
 
@@ -69,13 +69,13 @@ def _assert_same_state(a: dict, b: dict) -> None:
 def test_resume_is_bit_exact(tiny_cfg, tmp_path, extra):
     """N steps straight == k steps, save, load into a fresh trainer, N-k steps."""
     cfg, ov = tiny_cfg(*extra, "steps=6", "ckpt_every=3")
-    straight = Trainer(cfg, tmp_path / "a", overrides=ov)
+    straight = build_trainer(cfg, tmp_path / "a", overrides=ov)
     straight.train()
 
-    interrupted = Trainer(cfg, tmp_path / "b", overrides=ov)
+    interrupted = build_trainer(cfg, tmp_path / "b", overrides=ov)
     _stop_after(interrupted, 3)
     interrupted.train()
-    resumed = Trainer(cfg, tmp_path / "c", overrides=ov, resume=tmp_path / "b")
+    resumed = build_trainer(cfg, tmp_path / "c", overrides=ov, resume=tmp_path / "b")
     assert resumed.step == 3
     resumed.train()
 
@@ -92,8 +92,8 @@ def test_resume_is_bit_exact(tiny_cfg, tmp_path, extra):
 
 def test_rerunning_into_the_same_run_dir_continues(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg("steps=2")
-    Trainer(cfg, tmp_path / "run", overrides=ov).train()
-    t = Trainer(dict(cfg, steps=4), tmp_path / "run", overrides=ov)
+    build_trainer(cfg, tmp_path / "run", overrides=ov).train()
+    t = build_trainer(dict(cfg, steps=4), tmp_path / "run", overrides=ov)
     assert t.step == 2
     t.train()
     steps = [r["step"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss/d" in r]
@@ -102,17 +102,17 @@ def test_rerunning_into_the_same_run_dir_continues(tiny_cfg, tmp_path):
 
 def test_resume_refuses_other_architecture(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg("steps=2")
-    Trainer(cfg, tmp_path / "run", overrides=ov).train()
+    build_trainer(cfg, tmp_path / "run", overrides=ov).train()
     other, _ = tiny_cfg("norm@d_norm=batch", "model.width=0.125")
     with pytest.raises(ConfigError) as err:
-        Trainer(other, tmp_path / "elsewhere", resume=tmp_path / "run")
+        build_trainer(other, tmp_path / "elsewhere", resume=tmp_path / "run")
     msg = str(err.value)
     assert "d_norm: spectral -> batch" in msg and "width: 0.0625 -> 0.125" in msg
 
 
 def test_checkpoint_contents_are_weights_only(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg("steps=2")
-    Trainer(cfg, tmp_path, overrides=ov).train()
+    build_trainer(cfg, tmp_path, overrides=ov).train()
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["format"] == 1 and ckpt["step"] == 2
     assert set(ckpt["models"]) == {"G", "D", "G_ema"}
@@ -125,7 +125,7 @@ def test_checkpoint_contents_are_weights_only(tiny_cfg, tmp_path):
 
 def test_atomic_save_survives_a_crash_mid_write(tiny_cfg, tmp_path, monkeypatch):
     cfg, ov = tiny_cfg("steps=2")
-    t = Trainer(cfg, tmp_path, overrides=ov)
+    t = build_trainer(cfg, tmp_path, overrides=ov)
     t.train()
     last = tmp_path / "checkpoints" / "last.pt"
     before = last.read_bytes()
@@ -166,18 +166,18 @@ def test_ema_copies_buffers_and_averages_parameters():
 
 def test_fixed_noise_grid_is_reproducible_and_shared_across_norms(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg("steps=2")
-    Trainer(cfg, tmp_path / "a", overrides=ov).train()
-    Trainer(cfg, tmp_path / "b", overrides=ov).train()
+    build_trainer(cfg, tmp_path / "a", overrides=ov).train()
+    build_trainer(cfg, tmp_path / "b", overrides=ov).train()
     grid = lambda run: np.asarray(Image.open(tmp_path / run / "samples" / "final.png"))  # noqa: E731
     assert np.array_equal(grid("a"), grid("b"))
     other, _ = tiny_cfg("steps=2", "norm@d_norm=layer")
-    t = Trainer(other, tmp_path / "c")
-    assert torch.equal(t.fixed_noise, Trainer(cfg, tmp_path / "d").fixed_noise)
+    t = build_trainer(other, tmp_path / "c")
+    assert torch.equal(t.fixed_noise, build_trainer(cfg, tmp_path / "d").fixed_noise)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg("steps=8", "ckpt_every=2")
-    t = Trainer(cfg, tmp_path, overrides=ov)
+    t = build_trainer(cfg, tmp_path, overrides=ov)
     real_d_loss = t.loss.d_loss
 
     def d_loss(d_real, d_fake):
@@ -207,11 +207,11 @@ def test_bad_values_fail_before_anything_is_written(tiny_cfg, tmp_path, override
     cfg, _ = tiny_cfg(override)
     run = tmp_path / "run"
     if fragment is None:
-        Trainer(cfg, run)
+        build_trainer(cfg, run)
         assert not run.exists()  # building alone writes nothing
         return
     with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
-        Trainer(cfg, run)
+        build_trainer(cfg, run)
     assert not run.exists()
 
 
@@ -220,7 +220,7 @@ def test_unwritable_output_dir_is_a_config_error(tiny_cfg, tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a dir")
     with pytest.raises(ConfigError, match="not a directory"):
-        Trainer(cfg, blocker / "run")
+        build_trainer(cfg, blocker / "run")
 
 
 def test_sigterm_saves_and_marks_interrupted(tiny_cfg, tmp_path):
@@ -228,7 +228,7 @@ def test_sigterm_saves_and_marks_interrupted(tiny_cfg, tmp_path):
     import signal
 
     cfg, ov = tiny_cfg("steps=50", "ckpt_every=0")
-    t = Trainer(cfg, tmp_path, overrides=ov)
+    t = build_trainer(cfg, tmp_path, overrides=ov)
     real_step = t.train_step
 
     def step():
@@ -246,9 +246,9 @@ def test_sigterm_saves_and_marks_interrupted(tiny_cfg, tmp_path):
 def test_lipschitz_tracking_never_changes_the_trajectory(tiny_cfg, tmp_path):
     """Measuring (SN u/v, BN stats, RNG all untouched) gives the same weights as not."""
     cfg, ov = tiny_cfg("steps=4", "norm@g_norm=batch", "norm@d_norm=spectral")
-    plain = Trainer(cfg, tmp_path / "a", overrides=ov)
+    plain = build_trainer(cfg, tmp_path / "a", overrides=ov)
     plain.train()
-    measured = Trainer(
+    measured = build_trainer(
         dict(cfg, lipschitz_every=2, lipschitz={"n_samples": 4, "n_iter": 2}),
         tmp_path / "b",
         overrides=ov,
@@ -267,12 +267,12 @@ def test_lipschitz_tracking_never_changes_the_trajectory(tiny_cfg, tmp_path):
 
 def test_lipschitz_state_resumes_exactly(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg("steps=4", "lipschitz_every=2", "lipschitz.n_samples=4", "ckpt_every=2")
-    straight = Trainer(cfg, tmp_path / "a", overrides=ov)
+    straight = build_trainer(cfg, tmp_path / "a", overrides=ov)
     straight.train()
-    first = Trainer(cfg, tmp_path / "b", overrides=ov)
+    first = build_trainer(cfg, tmp_path / "b", overrides=ov)
     _stop_after(first, 2)
     first.train()
-    resumed = Trainer(cfg, tmp_path / "b", overrides=ov)
+    resumed = build_trainer(cfg, tmp_path / "b", overrides=ov)
     resumed.train()
 
     def last(run: str) -> dict:

@@ -1,4 +1,8 @@
-"""Checkpoint files: one versioned dict per save, written atomically, read weights-only.
+"""The checkpoint format: one versioned dict per save, written atomically, read
+weights-only; and G/D rebuilt from a checkpoint without Hydra or the run dir.
+
+Everything that reads or writes checkpoints (training, sampling, ``gansn-eval``,
+``gansn-lipschitz``, the report) goes through this module, one floor below all of them.
 
 Layout (``FORMAT`` 1)::
 
@@ -13,13 +17,18 @@ reads it -- no pickled classes, no code execution on load.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from gansn.errors import ConfigError
+from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
 from gansn.utils import atomic_torch_save
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 LAST = "last.pt"
@@ -67,3 +76,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     ckpt["path"] = str(file)
     return ckpt
+
+
+def load_models(
+    path: str | Path, *, ema: bool = False, map_location: str = "cpu"
+) -> tuple[nn.Module, nn.Module, ModelSpec]:
+    """Rebuild ``(G, D, spec)`` from a checkpoint file or run dir, both in eval mode.
+
+    With ``ema=True`` G is the EMA generator (falls back to the raw G with a warning when the
+    run kept no EMA).
+    """
+    ckpt = load_checkpoint(path, map_location)
+    spec = ModelSpec.from_dict(ckpt["spec"])
+    G, D = build_generator(spec), build_discriminator(spec)
+    G.load_state_dict(_generator_state(ckpt, ema))
+    D.load_state_dict(ckpt["models"]["D"])
+    return G.eval(), D.eval(), spec
+
+
+def load_generator(
+    path: str | Path, *, ema: bool = True, map_location: str = "cpu"
+) -> tuple[nn.Module, ModelSpec]:
+    """Rebuild G (EMA by default) from a checkpoint file or run dir, in eval mode."""
+    ckpt = load_checkpoint(path, map_location)
+    spec = ModelSpec.from_dict(ckpt["spec"])
+    G = build_generator(spec)
+    G.load_state_dict(_generator_state(ckpt, ema))
+    return G.eval(), spec
+
+
+def _generator_state(ckpt: dict[str, Any], ema: bool) -> dict[str, Any]:
+    models = ckpt["models"]
+    if ema and "G_ema" not in models:
+        log.warning("%s has no EMA generator; using the raw G", ckpt.get("path"))
+    return models["G_ema"] if ema and "G_ema" in models else models["G"]
