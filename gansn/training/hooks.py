@@ -41,7 +41,7 @@ class LipschitzHook(Hook):
     def __init__(
         self, trainer: Trainer, every: int, n_samples: int = 64, n_iter: int = 3, **options: Any
     ) -> None:
-        from gansn.metrics.lipschitz import LipschitzTracker
+        from gansn.lipschitz import LipschitzTracker
 
         self.every = every
         seed = int(trainer.cfg["seed"])
