@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from gansn.metrics.lipschitz import singular_value_spectra
-from gansn.metrics.lipschitz_plot import plot_singular_value_spectra
+from gansn.lipschitz import plot_singular_value_spectra, singular_value_spectra
 
 log = logging.getLogger("sv_spectrum")
 

@@ -1,7 +1,7 @@
 """``gansn-lipschitz ckpt=<checkpoint or run dir> [key=value ...]``: D's Lipschitz table.
 
 Prints, per conv/linear/deconv and normalization layer of D, sigma_matrix, sigma_operator
-and the normalization gains, then the whole-D bounds (see :mod:`gansn.metrics.lipschitz`).
+and the normalization gains, then the whole-D bounds (see :mod:`gansn.lipschitz`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def report(opts: dict[str, Any]) -> str:
     """Analyse the checkpoint named by ``opts`` (parsed :data:`DEFAULTS`); returns the text."""
     import torch
 
-    from gansn.metrics.lipschitz import format_table, lipschitz_report
+    from gansn.lipschitz import format_table, lipschitz_report
 
     if opts["mode"] not in ("train", "eval"):
         raise ConfigError(f"mode must be train or eval, got {opts['mode']!r}")

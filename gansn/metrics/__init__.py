@@ -1,7 +1,7 @@
 """Evaluation metrics: FID, KID, precision/recall/density/coverage and mode-collapse metrics.
 
 Import cost matters (the CLI and the trainer import ``gansn.metrics`` early), so names are
-resolved lazily; ``gansn.metrics.lipschitz`` is a separate module imported on its own.
+resolved lazily; the Lipschitz analysis of D is its own package, :mod:`gansn.lipschitz`.
 
 The stateless functions live in their modules and take numpy arrays, for notebooks:
 ``gansn.metrics.fid`` (frechet_distance, feature_stats, StreamingStats, kid, fid_infinity),

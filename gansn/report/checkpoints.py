@@ -83,7 +83,7 @@ def singular_value_spectra(D: Any) -> dict[str, np.ndarray]:
     Uses ``gansn.metrics.lipschitz.singular_value_spectra`` when available.
     """
     try:
-        from gansn.metrics.lipschitz import singular_value_spectra as _svs
+        from gansn.lipschitz import singular_value_spectra as _svs
     except ImportError:
         _svs = None
     if _svs is not None:

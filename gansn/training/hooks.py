@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gansn.data import build_dataset
-from gansn.metrics.lipschitz import LipschitzTracker
+from gansn.lipschitz import LipschitzTracker
 
 log = logging.getLogger(__name__)
 

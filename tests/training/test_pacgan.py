@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from gansn.config import compose, to_plain
 from gansn.data import build_dataset
 from gansn.errors import ConfigError
-from gansn.metrics.lipschitz import LipschitzTracker
+from gansn.lipschitz import LipschitzTracker
 from gansn.nn.archs import ModelSpec, build_models
 from gansn.nn.layers import Maxout
 from gansn.nn.norms import NORMS

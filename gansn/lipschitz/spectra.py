@@ -1,4 +1,4 @@
-"""The SNGAN paper's figure 2: singular value spectra of D's layers, one line per model.
+"""Singular-value spectra of D's layers (the SNGAN paper's figure 2) and their plot.
 
 matplotlib is imported lazily (it is the optional ``report`` extra), so importing gansn never
 needs it.  The figure is a plain ``matplotlib.figure.Figure`` (no pyplot state): save it with
@@ -12,6 +12,40 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gansn.lipschitz.operators import WEIGHTED, weight_matrix
+from gansn.lipschitz.rules import readable_name
+
+
+def singular_value_spectra(module: nn.Module, *, normalized: bool = True) -> dict[str, np.ndarray]:
+    """Full singular value spectrum of every conv/linear/deconv effective weight matrix.
+
+    Returns ``{layer name: (min(out, in*k*k),) array}``, sorted descending, divided by the
+    largest when ``normalized`` (the SNGAN paper's figure 2).  Matrices are the
+    ``(out, in*kh*kw)`` reshapes of :func:`weight_matrix`.
+    """
+    out: dict[str, np.ndarray] = {}
+    for path, m in module.named_modules():
+        if isinstance(m, WEIGHTED) and "parametrizations" not in path.split("."):
+            s = torch.linalg.svdvals(weight_matrix(m).double().cpu()).numpy()
+            out[readable_name(path)] = s / s[0] if normalized and s[0] > 0 else s
+    return out
+
+
+def circular_conv_singular_values(weight: Tensor, n: int) -> Tensor:
+    """All singular values of a stride-1 circular 2-D conv on ``n x n`` inputs.
+
+    Sedghi, Gupta & Long (2019): the conv is block-diagonalised by the 2-D DFT, so its
+    singular values are those of the ``(c_out, c_in)`` matrices of the kernel's FFT, zero
+    padded to ``n x n``, at each of the ``n^2`` frequencies.  ``weight (c_out, c_in, k, k)``
+    -> ``(n*n*min(c_out, c_in),)`` descending.  (torch's conv is a correlation; that flips
+    the kernel, which conjugates each matrix and leaves singular values unchanged.)
+    """
+    transfer = torch.fft.fft2(weight.double(), s=(n, n))  # (c_out, c_in, n, n)
+    mats = transfer.permute(2, 3, 0, 1)  # (n, n, c_out, c_in)
+    return torch.linalg.svdvals(mats).flatten().sort(descending=True).values
 
 
 def plot_singular_value_spectra(
@@ -25,7 +59,7 @@ def plot_singular_value_spectra(
 
     Args:
         spectra: ``{label: {layer: singular values}}``, e.g. from
-            :func:`gansn.metrics.lipschitz.singular_value_spectra` per checkpoint.  Layers
+            :func:`singular_value_spectra` per checkpoint.  Layers
             are taken in the order of the first label; values are re-normalized by their
             maximum so raw and normalized spectra plot alike.
         path: where to write the PNG (optional).
@@ -67,4 +101,8 @@ def plot_singular_value_spectra(
     return fig
 
 
-__all__ = ["plot_singular_value_spectra"]
+__all__ = [
+    "circular_conv_singular_values",
+    "plot_singular_value_spectra",
+    "singular_value_spectra",
+]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from gansn.metrics.lipschitz import (
+from gansn.lipschitz import (
     LipschitzError,
     LipschitzTracker,
     circular_conv_singular_values,
@@ -422,7 +422,7 @@ def test_singular_value_spectra_match_numpy():
 
 def test_plot_singular_value_spectra(tmp_path):
     pytest.importorskip("matplotlib")
-    from gansn.metrics.lipschitz_plot import plot_singular_value_spectra
+    from gansn.lipschitz import plot_singular_value_spectra
 
     spectra = {}
     for norm in ("spectral", "weight"):
