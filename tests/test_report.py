@@ -18,6 +18,7 @@ from gansn.report import (
     build_study,
     collect_runs,
     read_metrics,
+    sweep_axes,
 )
 from gansn.report.aggregate import format_stat
 from gansn.report.render import Cell, Document, Table, to_html, to_markdown
@@ -224,13 +225,18 @@ def test_collect_finds_every_run_and_statuses(sweep):
     assert [r.rel for r in runs] == ["0", "1", "2", "3", "4", "5"]
     by = {r.rel: r for r in runs}
     assert by["3"].status == "failed" and "status.json" in by["3"].error
-    assert by["4"].status == "failed" and not by["4"].has_metrics
+    assert by["4"].status == "failed" and not by["4"].series
     assert any("truncated" in w for w in by["2"].warnings)
-    assert by["2"].final("metrics/fid") == (20, 7.0)
+    assert by["2"].series["metrics/fid"][-1] == (20, 7.0)
+
+
+def _study(sweep: Path):
+    runs = collect_runs(sweep)
+    return build_study(runs, sweep_axes(sweep, runs))
 
 
 def test_study_groups_norms_into_rows(sweep):
-    study = build_study(collect_runs(sweep))
+    study = _study(sweep)
     assert study.setting_keys == []  # out_dir and d_norm options must not split settings
     (setting,) = study.settings
     assert [row.label for row in setting.rows] == ["spectral", "none"]
@@ -308,10 +314,9 @@ def test_two_settings_and_joint_g_norm(tmp_path):
             "seed": 0,
             "optim": {"g": {"lr": lr}},
         }
-        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-        (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "metrics/fid": i}) + "\n")
-        (run / "status.json").write_text(json.dumps({"status": "completed", "step": 1}))
-    study = build_study(collect_runs(sweep))
+        overrides = [f"norm@g_norm={g}", f"norm@d_norm={d}", f"optim.g.lr={lr}", "seed=0"]
+        _write_run(run, cfg, overrides, fid=i)
+    study = _study(sweep)  # no multirun.yaml: the axes come from the runs' overrides
     assert [s.label for s in study.settings] == ["optim.g.lr=0.0001", "optim.g.lr=0.001"]
     assert [r.label for r in study.settings[0].rows] == ["batch / spectral", "none / batch"]
 
@@ -382,9 +387,38 @@ def test_setting_label_hides_keys_fixed_by_the_setting_name(tmp_path):
             "d_norm": {"name": d},
             "seed": 0,
         }
-        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-        (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "metrics/fid": i}) + "\n")
-        (run / "status.json").write_text(json.dumps({"status": "completed", "step": 1}))
-    study = build_study(collect_runs(sweep))
+        _write_run(run, cfg, [f"setting={setting}", f"norm@d_norm={d}", "seed=0"], fid=i)
+    study = _study(sweep)
     assert [s.label for s in study.settings] == ["setting=A", "setting=D"]
-    assert "n_dis=5" in study.settings[1].full_label
+    # what the setting's name stands for is described, not grouped by
+    assert study.settings[1].full_label == "setting=D, n_dis=5, optim.g.lr=0.001"
+
+
+def _write_run(run: Path, cfg: dict, overrides: list[str], fid: float) -> None:
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "metrics/fid": fid}) + "\n")
+    (run / "status.json").write_text(json.dumps({"status": "completed", "step": 1}))
+
+
+def test_axes_are_what_hydra_recorded(tmp_path):
+    """A command-line value replaces a preset's sweep; config keys that differ between runs
+    without being swept (an option of one norm, a path) are no axes."""
+    sweep = tmp_path / "s"
+    sweep.mkdir()
+    hydra = {
+        "sweeper": {"params": {"dataset": "ring8,grid25", "norm@d_norm": "spectral,none"}},
+        "overrides": {"task": ["dataset=ring8", "seed=0,1", "steps=4"]},
+    }
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
+    grid = [(n, seed) for n in ("spectral", "none") for seed in (0, 1)]
+    for i, (norm, seed) in enumerate(grid):
+        cfg = {**_config(norm, seed, i), "steps": 4}
+        overrides = ["dataset=ring8", f"norm@d_norm={norm}", f"seed={seed}", "steps=4"]
+        _write_run(sweep / str(i), cfg, overrides, fid=i)
+    axes = sweep_axes(sweep, collect_runs(sweep))
+    assert [(a.override, a.key) for a in axes] == [
+        ("norm@d_norm", "d_norm.name"),
+        ("seed", "seed"),
+    ]

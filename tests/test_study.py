@@ -14,11 +14,27 @@ def study(tmp_path_factory):
     pytest.importorskip("matplotlib")
     tmp = tmp_path_factory.mktemp("study")
     sweep = tmp / "sweep"
-    cmd = [sys.executable, "-m", "gansn.train", "-m", "experiment=norm_study_toy",
-           "dataset=ring8", "norm@d_norm=spectral,none", "seed=0,1", "steps=4",
-           "dataset.n=512", "batch_size=32", "model.options.hidden=16", "grid.n=64",
-           "metrics.eval_every=2", "metrics.num_real=128", "metrics.num_fake=128",
-           "lipschitz_every=2", "lipschitz.n_samples=16", f"hydra.sweep.dir={sweep}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gansn.train",
+        "-m",
+        "experiment=norm_study_toy",
+        "dataset=ring8",
+        "norm@d_norm=spectral,none",
+        "seed=0,1",
+        "steps=4",
+        "dataset.n=512",
+        "batch_size=32",
+        "model.options.hidden=16",
+        "grid.n=64",
+        "metrics.eval_every=2",
+        "metrics.num_real=128",
+        "metrics.num_fake=128",
+        "lipschitz_every=2",
+        "lipschitz.n_samples=16",
+        f"hydra.sweep.dir={sweep}",
+    ]
     proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep

@@ -4,17 +4,19 @@
 >>> build_report("multirun/2024-01-01/12-00-00")  # doctest: +SKIP
 PosixPath('multirun/2024-01-01/12-00-00/report')
 
-Reads only the run-directory contract (``config.yaml``, ``.hydra/``, ``status.json``,
-``metrics.jsonl``, ``checkpoints/last.pt``, ``samples/final.png``).  matplotlib (the
-``report`` extra) is imported only when figures are drawn.
+Reads the sweep as Hydra recorded it (``multirun.yaml``, each run's ``.hydra/overrides.yaml``)
+and the run-directory contract (``config.yaml``, ``status.json``, ``metrics.jsonl``,
+``checkpoints/last.pt``, ``samples/final.png``); matplotlib (the ``report`` extra) draws the
+figures.
 """
 
-from gansn.report.aggregate import Stat, Study, aggregate, best_keys, build_study, direction
-from gansn.report.build import NoRunsError, build_report, machine_info, sweep_commands
-from gansn.report.collect import Run, collect_runs, find_run_dirs, load_run, read_metrics
+from gansn.report.aggregate import Stat, Study, aggregate, best_keys, build_study
+from gansn.report.build import NoRunsError, build_report
+from gansn.report.collect import Axis, Run, collect_runs, read_metrics, sweep_axes
 from gansn.report.plots import ReportDependencyError
 
 __all__ = [
+    "Axis",
     "NoRunsError",
     "ReportDependencyError",
     "Run",
@@ -25,10 +27,6 @@ __all__ = [
     "build_report",
     "build_study",
     "collect_runs",
-    "direction",
-    "find_run_dirs",
-    "load_run",
-    "machine_info",
     "read_metrics",
-    "sweep_commands",
+    "sweep_axes",
 ]

@@ -1,55 +1,21 @@
 """Group runs into settings and normalization rows; mean ± std over seeds; best per column.
 
-A sweep varies some config keys.  ``seed`` is averaged over; the normalization keys
-(``d_norm.*``, and ``g_norm.*`` when they vary) make the rows of a table; every other
-varying key (dataset, optimizer setting, lr, betas, n_dis, loss, model, steps, ...) makes
-a separate table ("setting"), because averaging over them would mix different experiments.
+The sweep's axes (:func:`gansn.report.collect.sweep_axes`) split three ways: ``seed`` is
+averaged over; the normalization axes (``d_norm``, ``g_norm``) make the rows of a table;
+every other axis (dataset, optimizer setting, lr, loss, ...) makes a separate table
+("setting"), because averaging over it would mix different experiments.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gansn.report.collect import Run
-
-Direction = Literal["min", "max"]
-
-# Keyed by the last component of a tag ("metrics/fid" -> "fid", "modes/class_kl" -> "class_kl").
-DIRECTIONS: dict[str, Direction] = {
-    "fid": "min",
-    "kid": "min",
-    "kl": "min",
-    "class_kl": "min",
-    "ndb": "min",
-    "precision": "max",
-    "recall": "max",
-    "density": "max",
-    "coverage": "max",
-    "covered": "max",
-    "high_quality": "max",
-    "class_coverage": "max",
-}
-
-# Tags shown in the tables (final and best value each), in column order, with labels.
-TABLE_METRICS: list[tuple[str, str]] = [
-    ("metrics/fid", "FID"),
-    ("metrics/kid", "KID"),
-    ("metrics/precision", "Precision"),
-    ("metrics/recall", "Recall"),
-    ("metrics/density", "Density"),
-    ("metrics/coverage", "Coverage"),
-    ("modes/covered", "Modes"),
-    ("modes/high_quality", "HQ samples"),
-    ("modes/kl", "Mode KL"),
-    ("modes/class_coverage", "Class cov."),
-    ("modes/class_kl", "Class KL"),
-]
+from gansn.metrics.core import Direction, metric_tags, tag_info
+from gansn.report.collect import Axis, Run, canon
 
 LIP_UPPER = "lipschitz/upper_operator"
 # Every one of these is a valid lower bound on D's Lipschitz constant, so their max is too.
@@ -59,19 +25,15 @@ LIP_LOWER = (
     "lipschitz/grad_interp_max",
     "lipschitz/fd_ratio",
 )
-
+# Labels of the non-metric tags the report plots; metric tags label themselves.
+OTHER_LABELS = {"loss/d": "D loss"}
 ROW_PREFIXES = ("d_norm", "g_norm")
-SEED_KEY = "seed"
-# Keys that differ per job without defining an experiment (output locations, bookkeeping).
-_NOISE = re.compile(
-    r"(^|\.)(hydra|run_dir|out_dir|output_dir|outdir|work_dir|log_dir|checkpoint_dir|"
-    r"[a-z_]*_(dir|path|root|file)|dir|path|root|name_suffix|job_num|job_id)(\.|$)"
-)
 
 
-def direction(tag: str) -> Direction | None:
-    """``"min"`` if lower is better for ``tag``, ``"max"`` if higher is, else None."""
-    return DIRECTIONS.get(tag.rsplit("/", 1)[-1])
+def label(tag: str) -> str:
+    """The registered label of a metric tag (``FID``), else the report's own, else the tag."""
+    info = tag_info(tag)
+    return info.label if info is not None else OTHER_LABELS.get(tag, tag)
 
 
 @dataclass(frozen=True)
@@ -82,9 +44,6 @@ class Stat:
     std: float | None
     n: int
     values: tuple[float, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "std": self.std, "n": self.n, "values": list(self.values)}
 
 
 def aggregate(values: Iterable[float | None]) -> Stat | None:
@@ -125,85 +84,59 @@ class Column:
 
 
 def table_columns() -> list[Column]:
-    cols: list[Column] = []
-    for tag, label in TABLE_METRICS:
-        d = direction(tag)
-        cols.append(Column(f"{tag}:final", f"{label} (final)", tag, "final", d))
-        cols.append(Column(f"{tag}:best", f"{label} (best)", tag, "best", d))
+    """Final and best value of each metric tag registered for the tables, then Lipschitz."""
+    cols = [
+        Column(f"{tag}:{kind}", f"{info.label} ({kind})", tag, kind, info.direction)
+        for tag, info in metric_tags().items()
+        if info.table
+        for kind in ("final", "best")
+    ]
     # No direction: a smaller Lipschitz constant is not "better" by itself.
     cols.append(Column("lipschitz:upper", "Lip. upper (end)", LIP_UPPER, "lip_upper", None))
     cols.append(Column("lipschitz:lower", "Lip. lower (end)", "lipschitz/lower", "lip_lower", None))
     return cols
 
 
-def lower_bound_series(run: Run) -> list[tuple[int, float]]:
-    """Per step, the max over the empirical lower bounds logged at that step."""
-    per_step: dict[int, float] = {}
-    for tag in LIP_LOWER:
-        for step, v in run.series.get(tag, []):
-            if math.isfinite(v):
-                per_step[step] = max(per_step.get(step, -math.inf), v)
-    return sorted(per_step.items())
-
-
 def run_series(run: Run, tag: str) -> list[tuple[int, float]]:
-    """A tag's series; ``lipschitz/lower`` is the derived max-of-lower-bounds series."""
-    return lower_bound_series(run) if tag == "lipschitz/lower" else run.series.get(tag, [])
+    """A tag's series; ``lipschitz/lower`` is, per step, the max of the lower bounds."""
+    if tag != "lipschitz/lower":
+        return run.series.get(tag, [])
+    per_step: dict[int, float] = {}
+    for step, v in (sv for t in LIP_LOWER for sv in run.series.get(t, [])):
+        if math.isfinite(v):
+            per_step[step] = max(per_step.get(step, -math.inf), v)
+    return sorted(per_step.items())
 
 
 def run_value(run: Run, col: Column) -> float | None:
     """Reduce one run to one number for ``col``: last value, or best over steps."""
     series = run_series(run, col.tag)
-    if not series:
-        return None
-    if col.kind == "best":
-        vals = [v for _, v in series if math.isfinite(v)]
-        if not vals:
-            return None
-        return min(vals) if col.direction == "min" else max(vals)
-    return series[-1][1]
-
-
-def _canon(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, default=str)
-
-
-def varying_keys(runs: Sequence[Run]) -> list[str]:
-    """Config keys (dotted) whose value differs between runs, in first-seen order.
-
-    Runs with no config at all (crashed before Hydra wrote one) are left out: every key
-    would look like it varies.  Output locations and Hydra bookkeeping are ignored.
-    """
-    configs = [r.flat for r in runs if r.flat]
-    if len(configs) < 2:
-        return []
-    keys: list[str] = []
-    for c in configs:
-        keys.extend(k for k in c if k not in keys)
-    # yaml dumps keys sorted, so ``d_norm.n_power_iterations`` would precede ``d_norm.name``.
-    keys.sort(key=lambda k: (not k.endswith(".name")) if "." in k else False)
-    out = []
-    for k in keys:
-        if _NOISE.search(k):
-            continue
-        if len({_canon(c.get(k)) for c in configs}) > 1:
-            out.append(k)
-    return out
+    if col.kind != "best":
+        return series[-1][1] if series else None
+    vals = [v for _, v in series if math.isfinite(v)]
+    return (min if col.direction == "min" else max)(vals) if vals else None
 
 
 def short_key(key: str) -> str:
     """``optim.g.lr`` stays; ``model.name`` -> ``model``; ``d_norm.name`` -> ``d_norm``."""
-    return key[: -len(".name")] if key.endswith(".name") else key
+    return key.removesuffix(".name")
 
 
 def format_value(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:g}"
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(format_value(x) for x in v) + "]"
-    return str(v)
+        return "[" + ", ".join(map(format_value, v)) + "]"
+    return "—" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def format_stat(s: Stat | None) -> str:
+    """``12.34 ± 0.56`` (4 significant digits for the mean, 2 for the std); ``—`` if none."""
+    if s is None:
+        return "—"
+    return f"{s.mean:.4g}" if s.std is None else f"{s.mean:.4g} ± {s.std:.2g}"
+
+
+def _labelled(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{short_key(k)}={format_value(v)}" for k, v in values.items())
 
 
 @dataclass
@@ -230,14 +163,18 @@ class Row:
 
 @dataclass
 class Setting:
-    """Runs sharing every varying key except the normalization and the seed."""
+    """Runs sharing the value of every axis except the normalization and the seed.
+
+    ``fixed``: the config values the setting's choice brings along (``setting=A``: its lr
+    and betas), shown to the reader, never grouped by.
+    """
 
     index: int
     values: dict[str, Any]
-    label_keys: list[str] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
     best: dict[str, set[str]] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -245,122 +182,83 @@ class Setting:
 
     @property
     def label(self) -> str:
-        keys = [k for k in self.label_keys if k in self.values] or list(self.values)
-        if not keys:
-            return "all runs"
-        return ", ".join(f"{short_key(k)}={format_value(self.values[k])}" for k in keys)
+        return _labelled(self.values) or "all runs"
+
+    @property
+    def full_label(self) -> str:
+        return _labelled({**self.values, **self.fixed})
 
     @property
     def runs(self) -> list[Run]:
         return [r for row in self.rows for r in row.runs]
 
-    @property
-    def full_label(self) -> str:
-        """Every varying key's value, including those the short label leaves out."""
-        return ", ".join(f"{short_key(k)}={format_value(v)}" for k, v in self.values.items())
-
 
 @dataclass
 class Study:
-    """All runs of a sweep, grouped."""
+    """All runs of a sweep, grouped along its axes."""
 
     runs: list[Run]
-    varying: list[str]
+    axes: list[Axis]
     row_keys: list[str]
     setting_keys: list[str]
     settings: list[Setting]
-    # The varying keys worth showing: no ``group.x`` that only follows ``group.name``.
-    display_keys: list[str] = field(default_factory=list)
-
-    @property
-    def excluded(self) -> list[Run]:
-        return [r for r in self.runs if not r.contributes]
-
-
-def _determined(runs: Sequence[Run], key: str, by: str) -> bool:
-    """Whether ``key``'s value is a function of ``by``'s value across the runs."""
-    seen: dict[str, set[str]] = {}
-    for r in runs:
-        if r.flat:
-            seen.setdefault(_canon(r.flat.get(by)), set()).add(_canon(r.flat.get(key)))
-    return all(len(v) == 1 for v in seen.values())
-
-
-def informative_keys(
-    runs: Sequence[Run], keys: Sequence[str], anchors: Sequence[str] = ()
-) -> list[str]:
-    """Drop ``group.x`` keys that only vary because ``group.name`` (or an anchor) does.
-
-    Spectral norm has ``n_power_iterations`` and batch norm has ``momentum``; across a norm
-    sweep those keys "vary" but say nothing the name does not.  They are kept when they vary
-    among runs with the same name (a sweep over ``d_norm.n_power_iterations``).  With
-    ``anchors=("setting",)`` the lr/betas/n_dis that an optimizer-setting label fixes are
-    dropped the same way, so a table is titled ``setting=A``, not by six numbers.
-    """
-    out = []
-    for k in keys:
-        cands = [k.split(".", 1)[0] + ".name", *anchors]
-        if any(a != k and a in keys and _determined(runs, k, a) for a in cands):
-            continue
-        out.append(k)
-    return out
 
 
 def row_label(values: Mapping[str, Any]) -> str:
-    """``spectral``; ``batch / spectral`` when g_norm varies too (G first, as in G/D)."""
-    d = {k: v for k, v in values.items() if k.startswith("d_norm")}
-    g = {k: v for k, v in values.items() if k.startswith("g_norm")}
-
-    def one(part: dict[str, Any], prefix: str) -> str:
-        name = part.get(f"{prefix}.name")
-        name = "?" if name is None and f"{prefix}.name" in part else name
-        extra = [
-            f"{k[len(prefix) + 1 :]}={format_value(v)}"
-            for k, v in part.items()
-            if k != f"{prefix}.name"
+    """``spectral``; ``batch / spectral`` when g_norm varies too (G first, as in G/D);
+    ``spectral (n_power_iterations=2)`` for an axis among the norm's options."""
+    parts = []
+    for norm in ("g_norm", "d_norm"):
+        name = values.get(f"{norm}.name", "")
+        opts = [
+            f"{k[len(norm) + 1 :]}={format_value(v)}"
+            for k, v in values.items()
+            if k.startswith(f"{norm}.") and k != f"{norm}.name"
         ]
-        head = str(name) if name is not None else ""
-        if extra:
-            head = f"{head} ({', '.join(extra)})" if head else ", ".join(extra)
-        return head
-
-    parts = [one(g, "g_norm")] if g else []
-    parts.append(one(d, "d_norm") if d else "")
-    label = " / ".join(p for p in parts if p)
-    return label or "runs"
+        head = "?" if name is None else str(name)
+        parts.append(f"{head} ({', '.join(opts)})" if head and opts else head or ", ".join(opts))
+    return " / ".join(p for p in parts if p) or "runs"
 
 
-def build_study(runs: Sequence[Run]) -> Study:
-    """Group runs into settings (tables) and rows (normalizations) and aggregate."""
-    runs = list(runs)
-    varying = varying_keys(runs)
-    row_keys = [k for k in varying if k.split(".", 1)[0] in ROW_PREFIXES]
-    if not any(k.startswith("d_norm") for k in row_keys) and any(
+def _describe(settings: Sequence[Setting], axes: Sequence[Axis]) -> None:
+    """Fill ``Setting.fixed``: config leaves constant within each setting that differ between
+    settings.  A per-run key (seed, a path) varies within a setting and a norm's options
+    vary between its rows, so neither qualifies."""
+    if len(settings) < 2:
+        return
+    missing, axis_keys = object(), {a.key for a in axes}
+    flats = [[r.flat for r in s.runs if r.flat] for s in settings]
+    for k in dict.fromkeys(k for fs in flats for f in fs for k in f):
+        vals = [{canon(f.get(k, missing)) for f in fs} for fs in flats]
+        if k in axis_keys or any(len(v) > 1 for v in vals) or len(set().union(*vals)) < 2:
+            continue
+        for setting, fs in zip(settings, flats):
+            if fs and k in fs[0]:
+                setting.fixed[k] = fs[0][k]
+
+
+def build_study(runs: Sequence[Run], axes: Sequence[Axis]) -> Study:
+    """Group runs into settings (tables) and rows (normalizations) along ``axes`` and
+    aggregate each column over the seeds of a row."""
+    runs, axes = list(runs), list(axes)
+    row_axes = [a for a in axes if a.key.split(".", 1)[0] in ROW_PREFIXES]
+    if not any(a.key.startswith("d_norm") for a in row_axes) and any(
         "d_norm.name" in r.flat for r in runs
     ):
         # A sweep over something else with one norm still names its rows by that norm.
-        row_keys = ["d_norm.name", *row_keys]
-    setting_keys = [k for k in varying if k not in row_keys and k != SEED_KEY]
-    cols = table_columns()
-    row_label_keys = informative_keys(runs, row_keys)
-    setting_label_keys = informative_keys(runs, setting_keys, anchors=("setting",))
-
+        row_axes.insert(0, Axis("norm@d_norm", "d_norm.name"))
+    setting_axes = [a for a in axes if a not in row_axes and a.key != "seed"]
     settings: dict[str, Setting] = {}
     for run in runs:
-        svals = {k: run.flat.get(k) for k in setting_keys}
-        skey = _canon(svals)
-        if skey not in settings:
-            settings[skey] = Setting(
-                index=len(settings) + 1, values=svals, label_keys=setting_label_keys
-            )
-        setting = settings[skey]
-        rvals = {k: run.flat.get(k) for k in row_keys}
-        row = next((r for r in setting.rows if _canon(r.values) == _canon(rvals)), None)
+        svals = {a.key: a.value(run) for a in setting_axes}
+        setting = settings.setdefault(canon(svals), Setting(len(settings) + 1, svals))
+        rvals = {a.key: a.value(run) for a in row_axes}
+        row = next((r for r in setting.rows if canon(r.values) == canon(rvals)), None)
         if row is None:
-            row = Row(label=row_label({k: rvals[k] for k in row_label_keys}), values=rvals)
-            setting.rows.append(row)
+            setting.rows.append(row := Row(label=row_label(rvals), values=rvals))
         row.runs.append(run)
 
+    cols = table_columns()
     for setting in settings.values():
         for row in setting.rows:
             row.stats = {c.id: aggregate(run_value(r, c) for r in row.used) for c in cols}
@@ -369,41 +267,6 @@ def build_study(runs: Sequence[Run]) -> Study:
             c.id: best_keys({row.label: row.stats[c.id] for row in setting.rows}, c.direction)
             for c in setting.columns
         }
-    return Study(
-        runs=runs,
-        varying=varying,
-        row_keys=row_keys,
-        setting_keys=setting_keys,
-        settings=list(settings.values()),
-        display_keys=informative_keys(runs, varying),
-    )
-
-
-def format_stat(s: Stat | None) -> str:
-    """``12.34 ± 0.56`` (4 significant digits for the mean, 2 for the std); ``—`` if none."""
-    if s is None:
-        return "—"
-    if s.std is None:
-        return f"{s.mean:.4g}"
-    return f"{s.mean:.4g} ± {s.std:.2g}"
-
-
-def mean_curve(
-    series_list: Sequence[Sequence[tuple[int, float]]],
-) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Mean, min and max over runs at every step any run logged (runs missing a step skip it).
-
-    Returns ``(steps, mean, lo, hi)``; non-finite values are ignored.
-    """
-    by_step: dict[int, list[float]] = {}
-    for series in series_list:
-        for step, v in series:
-            if math.isfinite(v):
-                by_step.setdefault(step, []).append(v)
-    steps = sorted(by_step)
-    return (
-        steps,
-        [statistics.fmean(by_step[s]) for s in steps],
-        [min(by_step[s]) for s in steps],
-        [max(by_step[s]) for s in steps],
-    )
+    _describe(list(settings.values()), axes)
+    row_keys, setting_keys = [a.key for a in row_axes], [a.key for a in setting_axes]
+    return Study(runs, axes, row_keys, setting_keys, list(settings.values()))

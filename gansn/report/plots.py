@@ -1,19 +1,28 @@
-"""The report's figures (matplotlib, Agg backend, imported lazily).
+"""The report's figures: one function per figure, from a setting to a PNG and its caption.
 
-matplotlib is the optional ``report`` extra: :func:`require_matplotlib` turns its absence
-into one actionable message.  Every figure is a small PNG (6 x 4 inches at 100 dpi per panel).
+Each ``*_figure(setting, path)`` draws one figure and returns its caption, or None when the
+setting has nothing to draw it from.  matplotlib is the optional ``report`` extra:
+:func:`require_matplotlib` turns its absence into one actionable message.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from gansn.report.aggregate import LIP_UPPER, Setting, lower_bound_series, mean_curve
+from gansn.checkpoint import load_models
+from gansn.data import build_dataset
+from gansn.lipschitz import plot_singular_value_spectra, singular_value_spectra
+from gansn.report.aggregate import LIP_UPPER, Setting, label, run_series
+from gansn.report.collect import Run
+from gansn.sampling import sample
 
 DPI = 100
 
@@ -39,88 +48,103 @@ def require_matplotlib() -> Any:
 
 
 def _color(i: int) -> Any:
-    plt = require_matplotlib()
-    return plt.get_cmap("tab10")(i % 10)
+    return require_matplotlib().get_cmap("tab10")(i % 10)
 
 
-def _save(fig: Any, path: Path) -> Path:
-    plt = require_matplotlib()
+def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    require_matplotlib().close(fig)
 
 
-def plot_metric_curves(
-    setting: Setting, tag: str, path: Path, *, ylabel: str, log_y: bool = False
-) -> Path | None:
+def mean_curve(
+    series_list: Sequence[Sequence[tuple[int, float]]],
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """``(steps, mean, min, max)`` over runs at every step any run logged (a run missing a
+    step skips it); non-finite values are ignored."""
+    by_step: dict[int, list[float]] = {}
+    for step, v in (sv for series in series_list for sv in series):
+        if math.isfinite(v):
+            by_step.setdefault(step, []).append(v)
+    steps = sorted(by_step)
+    return (
+        steps,
+        [statistics.fmean(by_step[s]) for s in steps],
+        [min(by_step[s]) for s in steps],
+        [max(by_step[s]) for s in steps],
+    )
+
+
+def pick_runs(setting: Setting, ok: Callable[[Run], bool]) -> tuple[Any, list[tuple[str, Run]]]:
+    """One run per norm for the per-run figures: the same seed everywhere when possible
+    (so every norm starts from the same fixed noise), else each norm's first usable run."""
+    usable = {row.label: [r for r in row.used if ok(r)] for row in setting.rows}
+    usable = {k: v for k, v in usable.items() if v}
+    if not usable:
+        return None, []
+
+    def key(r: Run) -> str:  # seeds of any type, hashable
+        return json.dumps(r.seed, default=str)
+
+    common = set.intersection(*({key(r) for r in v} for v in usable.values()))
+    if not common:
+        return None, [(k, v[0]) for k, v in usable.items()]
+    seed = min(common)
+    return json.loads(seed), [(k, next(r for r in v if key(r) == seed)) for k, v in usable.items()]
+
+
+def _seed_text(seed: Any) -> str:
+    return f"seed {seed}" if seed is not None else "first run of each norm"
+
+
+def curves_figure(setting: Setting, path: Path, tag: str) -> str | None:
     """``tag`` vs generator step, one line per norm (mean over seeds, min-max shaded)."""
     plt = require_matplotlib()
+    ylabel = label(tag)
     fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
     for i, row in enumerate(setting.rows):
-        series = [r.series.get(tag, []) for r in row.used]
-        steps, mean, lo, hi = mean_curve([s for s in series if s])
+        series = [s for s in (r.series.get(tag, []) for r in row.used) if s]
+        steps, mean, lo, hi = mean_curve(series)
         if not steps:
             continue
-        n = sum(1 for s in series if s)
-        ax.plot(
-            steps,
-            mean,
-            color=_color(i),
-            marker="o" if len(steps) < 12 else None,
-            ms=3,
-            label=f"{row.label} (n={n})",
-        )
-        if n > 1:
+        marker = "o" if len(steps) < 12 else None
+        label_n = f"{row.label} (n={len(series)})"
+        ax.plot(steps, mean, color=_color(i), marker=marker, ms=3, label=label_n)
+        if len(series) > 1:
             ax.fill_between(steps, lo, hi, color=_color(i), alpha=0.2, lw=0)
-        drawn = True
-    if not drawn:
+    if not ax.lines:
         plt.close(fig)
         return None
-    if log_y:
-        ax.set_yscale("log")
     ax.set_xlabel("generator step")
     ax.set_ylabel(ylabel)
     ax.set_title(f"{ylabel} vs step — mean over seeds, min–max shaded", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    _save(fig, path)
+    how = "mean over seeds; shaded: min–max over seeds"
+    return f"{ylabel} vs generator step per normalization ({how})."
 
 
-def _positive(steps: Sequence[int], vals: Sequence[float]) -> tuple[list[int], list[float]]:
-    # A log axis cannot show 0 or negative bounds; drop those points rather than the curve.
-    keep = [(s, v) for s, v in zip(steps, vals) if v > 0 and math.isfinite(v)]
-    return [s for s, _ in keep], [v for _, v in keep]
-
-
-def plot_lipschitz(setting: Setting, path: Path) -> Path | None:
+def lipschitz_figure(setting: Setting, path: Path) -> str | None:
     """The Lipschitz bracket per norm: operator-norm upper bound (solid) and the max of the
     empirical lower bounds (dashed), mean over seeds, log y."""
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
     for i, row in enumerate(setting.rows):
-        up = mean_curve([r.series.get(LIP_UPPER, []) for r in row.used])
-        lo = mean_curve([lower_bound_series(r) for r in row.used])
-        for (steps, mean, _, _), style, what in ((up, "-", "upper"), (lo, "--", "lower")):
-            s, m = _positive(steps, mean)
-            if s:
-                ax.plot(s, m, style, color=_color(i), label=f"{row.label} {what}")
-                drawn = True
-        s_up, m_up = _positive(up[0], up[1])
-        lo_map = dict(zip(*_positive(lo[0], lo[1])))
-        shared = [(s, m, lo_map[s]) for s, m in zip(s_up, m_up) if s in lo_map]
+        bounds = {}
+        for tag, style, what in ((LIP_UPPER, "-", "upper"), ("lipschitz/lower", "--", "lower")):
+            steps, mean, _, _ = mean_curve([run_series(r, tag) for r in row.used])
+            # A log axis cannot show 0 or negative bounds: drop those points, not the curve.
+            bounds[what] = {s: m for s, m in zip(steps, mean) if m > 0 and math.isfinite(m)}
+            if bounds[what]:
+                xs, ys = list(bounds[what]), list(bounds[what].values())
+                ax.plot(xs, ys, style, color=_color(i), label=f"{row.label} {what}")
+        up, lo = bounds["upper"], bounds["lower"]
+        shared = [s for s in up if s in lo]
         if shared:
-            ax.fill_between(
-                [x[0] for x in shared],
-                [x[2] for x in shared],
-                [x[1] for x in shared],
-                color=_color(i),
-                alpha=0.1,
-                lw=0,
-            )
-    if not drawn:
+            lows, ups = [lo[s] for s in shared], [up[s] for s in shared]
+            ax.fill_between(shared, lows, ups, color=_color(i), alpha=0.1, lw=0)
+    if not ax.lines:
         plt.close(fig)
         return None
     ax.set_yscale("log")
@@ -132,108 +156,95 @@ def plot_lipschitz(setting: Setting, path: Path) -> Path | None:
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    _save(fig, path)
+    return (
+        "Lipschitz constant of D: product of layer operator norms (upper bound, solid) and the "
+        "largest empirical lower bound — max input-gradient norm or finite-difference ratio "
+        "(dashed); mean over seeds, log scale."
+    )
 
 
-def plot_spectra(
-    spectra: dict[str, list[tuple[str, np.ndarray]]],
-    path: Path,
-    colors: dict[str, int] | None = None,
-) -> Path | None:
-    """SNGAN figure 2: per layer, sorted sigma_i / sigma_max, one line per norm.
-
-    ``spectra`` maps a norm label to its layers in forward order ``[(name, sigmas), ...]``.
-    Layers are matched by position, not name: feature norms shift the indices inside
-    ``nn.Sequential``, so the same layer has different names under different norms.
-    """
-    plt = require_matplotlib()
-    n_layers = max((len(v) for v in spectra.values()), default=0)
+def spectra_figure(setting: Setting, path: Path) -> str | None:
+    """SNGAN figure 2: per layer of D, sorted sigma_i / sigma_max, one line per norm."""
+    seed, picked = pick_runs(setting, lambda r: r.checkpoint is not None)
+    spectra = {
+        lb: list(singular_value_spectra(load_models(r.checkpoint)[1]).items()) for lb, r in picked
+    }
+    n_layers = max(map(len, spectra.values()), default=0)
     if n_layers == 0:
         return None
-    ncols = min(4, n_layers)
-    nrows = math.ceil(n_layers / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.6 * nrows), squeeze=False)
-    for li in range(n_layers):
-        ax = axes[li // ncols][li % ncols]
-        for j, (label, layers) in enumerate(spectra.items()):
-            if li >= len(layers):
-                continue
-            _, sig = layers[li]
-            sig = np.sort(np.asarray(sig, dtype=float))[::-1]
-            if sig.size == 0 or sig[0] <= 0:
-                continue
-            c = _color((colors or {}).get(label, j))
-            # Markers for short spectra: the last layer (to one logit) has a single sigma.
-            ax.plot(
-                np.arange(1, sig.size + 1),
-                sig / sig[0],
-                color=c,
-                label=label,
-                lw=1.2,
-                marker="o" if sig.size <= 16 else None,
-                ms=3,
-            )
-        names = [layers[li][0] for layers in spectra.values() if li < len(layers)]
-        name = names[0] if len(set(names)) == 1 else ""
-        ax.set_title(f"layer {li + 1}" + (f": {name[-24:]}" if name else ""), fontsize=9)
-        ax.set_ylim(0, 1.05)
-        ax.set_xlabel("index i", fontsize=8)
-        ax.set_ylabel("σ_i / σ_max", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for k in range(n_layers, nrows * ncols):
-        axes[k // ncols][k % ncols].axis("off")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle("Singular values of D's layers at the end of training", fontsize=10)
-    return _save(fig, path)
+    # Layers are matched by position, not name: a feature norm after a layer shifts the
+    # indices inside nn.Sequential, so the same layer has different names under different norms.
+    by_position: dict[str, dict[str, np.ndarray]] = {lb: {} for lb in spectra}
+    for i in range(n_layers):
+        names = {layers[i][0] for layers in spectra.values() if i < len(layers)}
+        title = f"layer {i + 1}" + (f": {names.pop()[-24:]}" if len(names) == 1 else "")
+        for lb, layers in spectra.items():
+            if i < len(layers):
+                by_position[lb][title] = layers[i][1]
+    plot_singular_value_spectra(
+        by_position, path, title="Singular values of D's layers at the end of training"
+    )
+    return (
+        "Singular values σ_i/σ_max of each layer's effective weight of D at the end of "
+        f"training ({_seed_text(seed)}); layers matched by position (cf. SNGAN, figure 2)."
+    )
 
 
-def plot_points(
-    points: dict[str, np.ndarray],
-    centers: np.ndarray | None,
-    path: Path,
-    colors: dict[str, int] | None = None,
-) -> Path | None:
+def points_figure(setting: Setting, path: Path, n: int = 2000) -> str | None:
     """Generated 2-D points (one panel per norm) over the true mode centers."""
     plt = require_matplotlib()
+    seed, picked = pick_runs(setting, lambda r: r.checkpoint is not None)
+    points, centers = {}, None
+    for lb, run in picked:
+        G, _, spec = load_models(run.checkpoint)
+        if tuple(spec.shape) == (2,):
+            points[lb] = sample(G, n, seed=0).reshape(n, -1).numpy()
+            if centers is None and run.config.get("dataset"):
+                centers = getattr(build_dataset(run.config["dataset"]), "centers", None)
     if not points:
         return None
-    n = len(points)
-    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(points), figsize=(3 * len(points), 3.2), squeeze=False)
     # Clip the view to the bulk so one far-flung sample does not shrink every panel, but
     # always show every true mode: a collapsed G must not hide the modes it missed.
     lo, hi = np.percentile(np.concatenate(list(points.values())), [0.5, 99.5], axis=0)
     if centers is not None:
+        centers = np.asarray(centers, dtype=float)
         lo, hi = np.minimum(lo, centers.min(axis=0)), np.maximum(hi, centers.max(axis=0))
     pad = 0.1 * (hi - lo) + 0.5
-    for j, (label, pts) in enumerate(points.items()):
-        ax = axes[0][j]
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, color=_color((colors or {}).get(label, j)))
+    for j, (ax, (lb, pts)) in enumerate(zip(axes[0], points.items())):
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, color=_color(j))
         if centers is not None:
             ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="x", color="black", lw=1.5)
         ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         ax.set_aspect("equal")
-        ax.set_title(label, fontsize=9)
+        ax.set_title(lb, fontsize=9)
         ax.tick_params(labelsize=7)
     fig.suptitle("Generated points (dots) over the true modes (×)", fontsize=10)
-    return _save(fig, path)
+    _save(fig, path)
+    return (
+        f"{n} generated points from seeded noise over the true mode centers ({_seed_text(seed)})."
+    )
 
 
-def plot_montage(images: list[tuple[str, Path]], path: Path, *, title: str) -> Path | None:
-    """Side-by-side sample grids, one labelled panel per norm."""
+def samples_figure(setting: Setting, path: Path) -> str | None:
+    """Side-by-side ``samples/final.png`` grids, one labelled panel per norm."""
     plt = require_matplotlib()
-    from PIL import Image
-
-    if not images:
+    seed, picked = pick_runs(setting, lambda r: r.final_samples is not None)
+    if not picked:
         return None
-    n = len(images)
-    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.4), squeeze=False)
-    for j, (label, img_path) in enumerate(images):
-        ax = axes[0][j]
-        with Image.open(img_path) as im:
+    title = (
+        f"Final samples, fixed noise of seed {seed}"
+        if seed is not None
+        else "Final samples (seeds differ between norms)"
+    )
+    fig, axes = plt.subplots(1, len(picked), figsize=(3 * len(picked), 3.4), squeeze=False)
+    for ax, (lb, run) in zip(axes[0], picked):
+        with Image.open(run.final_samples) as im:
             ax.imshow(np.asarray(im.convert("RGB")), interpolation="nearest")
-        ax.set_title(label, fontsize=9)
+        ax.set_title(lb, fontsize=9)
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    _save(fig, path)
+    return f"{title}: samples/final.png of each normalization."

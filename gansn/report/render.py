@@ -64,13 +64,14 @@ class Document:
         self.blocks.extend(blocks)
 
 
-def _cell(c: Cell | str) -> Cell:
-    return c if isinstance(c, Cell) else Cell(str(c))
+def _cells(row: list[Cell | str]) -> list[Cell]:
+    return [c if isinstance(c, Cell) else Cell(str(c)) for c in row]
 
 
-def _md_escape(text: str) -> str:
+def _md_cell(c: Cell) -> str:
     # Inside a GFM table a bare pipe ends the cell; newlines end the row.
-    return text.replace("|", "\\|").replace("\n", " ")
+    t = c.text.replace("|", "\\|").replace("\n", " ")
+    return f"**{t}**" if c.bold and t else t
 
 
 def to_markdown(doc: Document) -> str:
@@ -78,27 +79,21 @@ def to_markdown(doc: Document) -> str:
     out = [f"# {doc.title}", ""]
     for b in doc.blocks:
         if isinstance(b, Heading):
-            out += ["#" * max(1, min(6, b.level)) + " " + b.text, ""]
+            out.append("#" * max(1, min(6, b.level)) + " " + b.text)
         elif isinstance(b, Para):
-            out += [b.text, ""]
+            out.append(b.text)
         elif isinstance(b, Bullets):
-            out += [f"- {item}" for item in b.items] + [""]
+            out += [f"- {item}" for item in b.items]
         elif isinstance(b, Code):
-            out += ["```", b.text.rstrip("\n"), "```", ""]
+            out += ["```", b.text.rstrip("\n"), "```"]
         elif isinstance(b, Table):
-            if b.caption:
-                out += [f"*{b.caption}*", ""]
-            out.append("| " + " | ".join(_md_escape(h) for h in b.headers) + " |")
+            out += [f"*{b.caption}*", ""] if b.caption else []
+            out.append("| " + " | ".join(_md_cell(Cell(h)) for h in b.headers) + " |")
             out.append("|" + "|".join(["---"] * len(b.headers)) + "|")
-            for row in b.rows:
-                cells = []
-                for c in map(_cell, row):
-                    t = _md_escape(c.text)
-                    cells.append(f"**{t}**" if c.bold and t else t)
-                out.append("| " + " | ".join(cells) + " |")
-            out.append("")
+            out += ["| " + " | ".join(map(_md_cell, _cells(r))) + " |" for r in b.rows]
         elif isinstance(b, Figure):
-            out += [f"![{b.caption}]({b.path})", "", f"*{b.caption}*", ""]
+            out += [f"![{b.caption}]({b.path})", "", f"*{b.caption}*"]
+        out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -116,28 +111,13 @@ figcaption, caption { font-style: italic; color: #555; font-size: 0.9em; text-al
 """
 
 
-def _img_src(path: str, root: Path | None, embed: bool) -> str:
-    if embed and root is not None and (root / path).is_file():
-        data = base64.b64encode((root / path).read_bytes()).decode("ascii")
-        return f"data:image/png;base64,{data}"
-    return html.escape(path, quote=True)
-
-
 def to_html(doc: Document, *, root: Path | None = None, embed_images: bool = False) -> str:
     """Render ``doc`` as one HTML page; images are relative links, or inlined as base64
     data URIs with ``embed_images`` (then the .html alone is the whole report)."""
     e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{e(doc.title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{e(doc.title)}</h1>",
-    ]
+    out = ['<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">']
+    out += [f"<title>{e(doc.title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    out.append(f"<h1>{e(doc.title)}</h1>")
     for b in doc.blocks:
         if isinstance(b, Heading):
             lvl = max(1, min(6, b.level))
@@ -149,26 +129,23 @@ def to_html(doc: Document, *, root: Path | None = None, embed_images: bool = Fal
         elif isinstance(b, Code):
             out.append(f"<pre><code>{e(b.text)}</code></pre>")
         elif isinstance(b, Table):
-            out.append("<table>")
-            if b.caption:
-                out.append(f"<caption>{e(b.caption)}</caption>")
-            out.append(
-                "<thead><tr>"
-                + "".join(f"<th>{e(h)}</th>" for h in b.headers)
-                + "</tr></thead><tbody>"
-            )
+            out += ["<table>"] + ([f"<caption>{e(b.caption)}</caption>"] if b.caption else [])
+            heads = "".join(f"<th>{e(h)}</th>" for h in b.headers)
+            out.append(f"<thead><tr>{heads}</tr></thead><tbody>")
             for row in b.rows:
-                tds = []
-                for c in map(_cell, row):
-                    t = e(c.text)
-                    tds.append(f"<td><strong>{t}</strong></td>" if c.bold else f"<td>{t}</td>")
-                out.append("<tr>" + "".join(tds) + "</tr>")
+                tds = [
+                    f"<strong>{e(c.text)}</strong>" if c.bold else e(c.text) for c in _cells(row)
+                ]
+                out.append("<tr>" + "".join(f"<td>{t}</td>" for t in tds) + "</tr>")
             out.append("</tbody></table>")
         elif isinstance(b, Figure):
-            out.append(
-                f'<figure><img src="{_img_src(b.path, root, embed_images)}" '
-                f'alt="{e(b.caption, quote=True)}"><figcaption>{e(b.caption)}'
-                "</figcaption></figure>"
-            )
+            src = e(b.path, quote=True)
+            if embed_images and root is not None and (root / b.path).is_file():
+                src = (
+                    "data:image/png;base64,"
+                    + base64.b64encode((root / b.path).read_bytes()).decode()
+                )
+            img = f'<img src="{src}" alt="{e(b.caption, quote=True)}">'
+            out.append(f"<figure>{img}<figcaption>{e(b.caption)}</figcaption></figure>")
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
