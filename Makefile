@@ -8,7 +8,7 @@ STAMP := $(VENV)/.gansn-installed
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: setup data train test test-slow lint bench clean
+.PHONY: setup data train test test-fast test-slow lint bench clean
 
 setup: $(STAMP)
 
@@ -36,8 +36,14 @@ data:
 train: setup data
 	$(BIN)/gansn-train experiment=quickstart hydra.run.dir=runs/quickstart
 
+# both tiers, the fast one first (what CI runs); `make test-fast` for the edit-test loop
 test: setup data
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+test-fast: setup data
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
 
 test-slow: setup data
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+# a real sweep in subprocesses, ending with its report
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):

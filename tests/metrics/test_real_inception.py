@@ -17,6 +17,9 @@ from gansn.errors import ConfigError
 from gansn.metrics import Evaluator
 from gansn.metrics.inception import resolve_weights
 
+# the real FID Inception on the CPU
+pytestmark = pytest.mark.slow
+
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 N = 16
 

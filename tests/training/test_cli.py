@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# every test starts the console scripts as subprocesses
+pytestmark = pytest.mark.slow
+
 TINY = ["experiment=quick", "steps=3", "batch_size=4", "grid.n=4", "dataset.n=16"]
 
 
