@@ -27,6 +27,8 @@ def compose(overrides: list[str] = (), config_name: str = "train") -> Any:
 
     Works inside a running Hydra app (re-composes in its context) and outside one.
     """
+    # imported here: the package stays importable without Hydra (CONVENTIONS); only
+    # composing a config needs it
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -39,6 +41,7 @@ def compose(overrides: list[str] = (), config_name: str = "train") -> Any:
 
 def to_plain(cfg: Any) -> dict[str, Any]:
     """A resolved ``DictConfig`` (or dict) -> plain dicts/lists, checkpoint-safe."""
+    # imported here: the package stays importable without Hydra/OmegaConf
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(cfg, DictConfig):

@@ -7,6 +7,7 @@ parse it directly: values are read as YAML scalars/lists (``n=64``, ``ema=false`
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -36,8 +37,6 @@ def parse(argv: list[str], defaults: dict[str, Any], usage: str) -> dict[str, An
 
 def run_cli(fn: Any, argv: list[str] | None = None) -> None:
     """Call ``fn(argv)`` turning ``ConfigError`` into one line on stderr and exit code 2."""
-    import logging
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         fn(sys.argv[1:] if argv is None else argv)

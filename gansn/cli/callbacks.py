@@ -23,6 +23,7 @@ class ReportOnMultirunEnd(Callback):
         self.out, self.plots = out, plots
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # imported here: the report (matplotlib) loads only when a sweep ends
         from gansn.report import build_report
 
         sweep = Path(config.hydra.sweep.dir)

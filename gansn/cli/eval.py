@@ -82,6 +82,7 @@ def resolve_fake(spec: str, ema: bool, device: str) -> Any:
 
 
 def main_args(argv: list[str]) -> dict[str, Any]:
+    # imported here (and above): a bad command line is refused before torch loads
     from gansn.metrics.core import evaluate
 
     a = parse(argv, DEFAULTS, USAGE)

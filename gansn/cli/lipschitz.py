@@ -39,6 +39,7 @@ def _load_models(path: str) -> tuple[Any, Any, Any]:
 
 def report(opts: dict[str, Any]) -> str:
     """Analyse the checkpoint named by ``opts`` (parsed :data:`DEFAULTS`); returns the text."""
+    # imported here (as in _load_models): a bad command line is refused before torch loads
     import torch
 
     from gansn.lipschitz import format_table, lipschitz_report

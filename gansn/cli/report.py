@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # imported here: a bad command line is refused before matplotlib and torch load
     from gansn.report import ReportDependencyError, build_report
 
     try:

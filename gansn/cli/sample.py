@@ -37,6 +37,7 @@ DEFAULTS = {
 
 
 def main_args(argv: list[str]) -> None:
+    # imported here (and in _centers): a bad command line is refused before torch loads
     from gansn.checkpoint import load_generator
     from gansn.sampling import (
         interpolation_latents,

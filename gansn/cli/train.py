@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from gansn.config import compose, config_dir, to_plain
@@ -53,8 +54,6 @@ def _write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _app(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:

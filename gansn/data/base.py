@@ -51,7 +51,7 @@ def resolve_root(root: str | os.PathLike[str] | None) -> Path:
 
 def _plain(cfg: Any) -> dict[str, Any]:
     """A plain dict from a dict or an OmegaConf ``DictConfig`` (interpolations resolved)."""
-    try:
+    try:  # imported here: the package stays importable without Hydra/OmegaConf
         from omegaconf import DictConfig, OmegaConf
     except ImportError:  # gansn must stay importable without Hydra
         DictConfig = None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 
 from gansn.data.base import DATASETS, InMemoryImages, check_choice, to_unit_range
@@ -49,8 +50,6 @@ class ImageFolder(Dataset):
         extensions: tuple[str, ...],
         interpolation: str,
     ) -> None:
-        from PIL import Image
-
         self.name = "folder"
         self.root = root
         self.img_size = img_size
@@ -103,8 +102,6 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (C, img_size, img_size)`` float32 in [-1, 1], ``y`` 0-d int64."""
-        from PIL import Image
-
         with Image.open(self.files[index]) as im:
             im = im.convert(self._mode)
             w, h = im.size

@@ -87,6 +87,7 @@ def _not_found(title: str, root: Path, looked_for: str, dirs: list[Path]) -> Con
 
 
 def _download(title: str, tv_class: str, root: Path, **kwargs: Any) -> None:
+    # imported here: torchvision costs ~1.3 s to import and only a download uses it
     from gansn._torchvision_compat import import_torchvision
 
     tv = import_torchvision()

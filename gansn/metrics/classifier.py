@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from gansn.errors import ConfigError
 
@@ -224,8 +225,6 @@ def train_classifier(
     ``epochs`` may be fractional; ``max_steps`` caps the optimizer steps (for tests).
     Adam with a cosine-decayed learning rate.
     """
-    from tqdm.auto import tqdm
-
     train_view, channels, k = _training_view(dataset)
     gen = torch.Generator().manual_seed(seed)
     train_idx = torch.randperm(len(train_view), generator=gen)

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from gansn.errors import ConfigError
 from gansn.metrics.features import FEATURES, FeatureExtractor, build_extractor
@@ -240,8 +241,6 @@ class EvalContext:
         return self.cache_dir / "stats" / f"{src.cache_key}-n{n}{seed}-{tag}.npz"
 
     def _extract(self, which: str, name: str, keep: bool) -> None:
-        from tqdm.auto import tqdm
-
         memo_key = (name, self.num["real"], self.seed)
         memo = self._real_memo.get(memo_key) if which == "real" else None
         if memo is not None and (memo[1] is not None or not keep):

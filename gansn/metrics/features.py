@@ -36,8 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from gansn.errors import ConfigError
+from gansn.metrics.classifier import get_classifier, is_stacked
+from gansn.metrics.inception import load_fid_inception
 from gansn.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -109,8 +112,6 @@ class RawFeatures(FeatureExtractor):
 
 def _pil_bicubic(x255: torch.Tensor, size: int) -> torch.Tensor:
     """clean-fid's resize: each channel as a float PIL image, bicubic, clipped to [0, 255]."""
-    from PIL import Image
-
     arr = x255.cpu().numpy().astype(np.float32)
     out = np.empty((*arr.shape[:2], size, size), dtype=np.float32)
     for i in range(arr.shape[0]):
@@ -167,8 +168,6 @@ class InceptionFeatures(FeatureExtractor):
         quantize: bool = True,
         device: str | torch.device = "cpu",
     ) -> None:
-        from gansn.metrics.inception import load_fid_inception
-
         if resize not in RESIZES:
             raise ConfigError(f"unknown resize {resize!r}; valid: {', '.join(RESIZES)}")
         if normalize not in NORMALIZATIONS:
@@ -232,8 +231,6 @@ class ClassifierFeatures(FeatureExtractor):
         device: str | torch.device = "cpu",
         progress: bool = True,
     ) -> None:
-        from gansn.metrics.classifier import get_classifier, is_stacked
-
         if dataset is None and path is None:
             raise ConfigError("the classifier extractor needs a labelled dataset or a path")
         self.model, self.info = get_classifier(

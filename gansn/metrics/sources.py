@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from gansn.errors import ConfigError
@@ -207,8 +208,6 @@ class FolderSource(Source):
         self.cache_key = f"folder-{self.path.name}-{self.length}"
 
     def _load(self, p: Path) -> torch.Tensor:
-        from PIL import Image
-
         with Image.open(p) as img:
             img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
             arr = np.asarray(img, dtype=np.uint8)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
 from gansn.nn.archs import ModelSpec
 
@@ -19,8 +21,6 @@ class RunWriter:
     """
 
     def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.w = SummaryWriter(str(run_dir), purge_step=purge_step)
 
     def scalars(self, values: dict[str, Any], step: int) -> None:
@@ -39,8 +39,6 @@ class RunWriter:
 
     def hparams(self, cfg: dict[str, Any], spec: ModelSpec, final: dict[str, float]) -> None:
         """One HParams-tab entry: the knobs a normalization study varies -> final values."""
-        from torch.utils.tensorboard.summary import hparams
-
         opt = cfg["optim"]
         hp = {
             "arch": spec.arch,
