@@ -100,7 +100,7 @@ def test_no_import_circles():
         state[m] = 1
         for n in sorted(edges[m]):
             if state.get(n) == 1:
-                cycles.append(stack[stack.index(n) :] + [n])
+                cycles.append([*stack[stack.index(n) :], n])
             elif n not in state:
                 visit(n, [*stack, n])
         state[m] = 2

@@ -36,6 +36,7 @@ from gansn.metrics.fid import (
     StreamingStats,
     fid_infinity,
     frechet_distance,
+    inception_score,
     kid,
     load_stats,
     save_stats,
@@ -475,6 +476,24 @@ def fid_inf_metric(
     )
     ctx.notes["fid_inf_points"] = info
     return {"metrics/fid_inf": value}
+
+
+@METRICS.register("is")
+@describe(tags={"metrics/is": ("max", "IS"), "metrics/is_std": (None, "IS std", False)})
+def is_metric(ctx: EvalContext, splits: int = 10) -> dict[str, float]:
+    """Inception Score of the fake samples (10 splits, mean ± std over splits, as the TF
+    code of Salimans et al.) from the FID Inception's 1008-way logits ->
+    ``metrics/is``, ``metrics/is_std``."""
+    ext = ctx.extractor("inception")
+    if not ext.info.get("has_classifier"):
+        raise ConfigError(
+            f"the Inception Score needs the FID Inception's 1008-way classifier, and the "
+            f"weights loaded from {ext.info.get('weights')} ({ext.info.get('format')}) carry "
+            "none (the TorchScript port ships only the pool3 features); pass pytorch-fid's "
+            "pt_inception-2015-12-05-6726825d.pth as metrics.inception_weights=<file>"
+        )
+    mean, std = inception_score(ctx.outputs("fake", "inception")["logits"], splits)
+    return {"metrics/is": mean, "metrics/is_std": std}
 
 
 @METRICS.register("kid")

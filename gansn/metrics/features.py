@@ -187,7 +187,11 @@ class InceptionFeatures(FeatureExtractor):
         inp = inception_input(
             x.to(self.device), resize=self.resize, normalize=self.normalize, quantize=self.quantize
         )
-        return {"features": self.model(inp)}
+        features = self.model(inp)
+        if not self.info.get("has_classifier"):
+            return {"features": features}
+        # the 1008-way logits of the 2015 Inception graph, for the Inception Score
+        return {"features": features, "logits": self.model.fc(features)}
 
     def describe(self) -> dict[str, Any]:
         return {

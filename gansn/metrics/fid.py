@@ -229,6 +229,30 @@ def kid(
     return float(values.mean()), float(values.std())
 
 
+def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016) of (N, K) classifier logits -> (mean, std).
+
+    As the authors' TF code: softmax over all K logits, the samples cut in order into
+    ``splits`` consecutive parts, per part exp(mean_i KL(p(y|x_i) ‖ p(y))) with p(y) the
+    part's mean prediction; mean and (population) std of the parts' scores.
+    """
+    logits = np.asarray(logits, np.float64)
+    n = len(logits)
+    if splits < 1 or n < splits:
+        raise ValueError(f"need at least one sample per split: {n} samples, {splits} splits")
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    p = np.exp(log_p)
+    scores = []
+    for i in range(splits):
+        part_p = p[i * n // splits : (i + 1) * n // splits]
+        part_log = log_p[i * n // splits : (i + 1) * n // splits]
+        log_py = np.log(part_p.mean(0))
+        kl = (part_p * (part_log - log_py)).sum(1).mean()
+        scores.append(np.exp(kl))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
 def fid_infinity(
     real_stats: tuple[np.ndarray, np.ndarray],
     fake: np.ndarray,

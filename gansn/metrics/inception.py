@@ -194,7 +194,8 @@ class FIDInceptionV3(nn.Module):
     """(N, 3, 299, 299) in [-1, 1] -> (N, 2048) pool3 features (``forward``).
 
     ``logits`` gives the (N, 1008) classifier output (pytorch-fid's weights only; the
-    TorchScript port ships no classifier, so ``fc`` then stays at zero).
+    TorchScript port ships no classifier, so ``fc`` then stays at zero and
+    ``load_fid_inception`` reports ``has_classifier: False``).
     """
 
     def __init__(self) -> None:
@@ -437,4 +438,5 @@ def load_fid_inception(
     load_inception_state_dict(model, state)
     model.eval().requires_grad_(False)
     log.info("loaded FID Inception weights from %s (%s)", path, fmt)
-    return model, {"weights": str(path), "format": fmt}
+    has_classifier = "fc.weight" in state and "fc.bias" in state
+    return model, {"weights": str(path), "format": fmt, "has_classifier": has_classifier}

@@ -73,7 +73,8 @@ def test_every_registered_metric_describes_exactly_the_tags_it_returns() -> None
     rng = np.random.default_rng(0)
     fake = ring.data.numpy()[rng.permutation(400)[:300]] + 0.01 * rng.standard_normal((300, 2))
     # every built-in metric but class_modes (needs labelled images; covered in test_evaluate)
-    names = [n for n in METRICS.names() if n != "class_modes"]
+    # and is (needs Inception logits; tests/metrics/test_inception_score.py)
+    names = [n for n in METRICS.names() if n not in ("class_modes", "is")]
     options = {"kid": {"subset_size": 50, "num_subsets": 5}, "ndb": {"num_bins": 5}}
     metrics = [{"name": n, **options.get(n, {})} for n in names]
     res, _ = evaluate(metrics, ring, fake.astype(np.float32), num_real=300, num_fake=300)
@@ -93,6 +94,7 @@ def test_every_registered_metric_describes_exactly_the_tags_it_returns() -> None
     # the study tables list these tags, in this order (the report's columns)
     assert [t for t, i in metric_tags().items() if i.table] == [
         "metrics/fid",
+        "metrics/is",
         "metrics/kid",
         "metrics/precision",
         "metrics/recall",
