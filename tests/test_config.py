@@ -309,3 +309,44 @@ def test_gansn_train_cfg_job_prints_config_without_running(tmp_path):
     assert re.search(r"^d_norm:\n(  .*\n)*?  name: spectral$", proc.stdout, re.M), proc.stdout
     assert "g_norm:" in proc.stdout
     assert list(tmp_path.iterdir()) == []  # no outputs/ (or anything else) in the cwd
+
+
+def test_train_help_lists_every_group_option_and_documented_key(capsys, monkeypatch):
+    """``gansn-train --help`` is read from conf/, so it shows what composing would accept."""
+    import sys
+
+    from gansn.cli import train as cli
+
+    monkeypatch.setattr(sys, "argv", ["gansn-train", "--help"])
+    cli.main()
+    out = capsys.readouterr().out
+    for group_dir in (p for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"):
+        for option in group_dir.glob("*.yaml"):
+            assert option.stem in out, (group_dir.name, option.stem)
+    assert "norm@g_norm, norm@d_norm" in out
+    cfg = to_plain(compose([]))
+    for key, value in cfg.items():
+        if isinstance(value, dict) and key not in ("model", "dataset", "loss", "optim", "metrics"):
+            for sub in value:
+                if key not in ("g_norm", "d_norm"):
+                    assert f"{key}.{sub}=" in out, f"{key}.{sub}"
+        elif not isinstance(value, dict):
+            assert f"{key}=" in out, key
+    # each documented key carries its YAML comment
+    assert "n_dis=1" in out and "D updates per G update" in out
+
+
+def test_slurm_sweep_without_its_plugin_is_one_line(monkeypatch):
+    import importlib.util
+
+    from gansn.cli.train import _missing_launcher
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if "submitit" in name else real(name, *a),
+    )
+    msg = _missing_launcher(["-m", "hydra/launcher=gansn_slurm", "seed=0,1"])
+    assert msg is not None and "pip install 'gansn[slurm]'" in msg and "\n" not in msg
+    assert _missing_launcher(["-m", "seed=0,1"]) is None

@@ -71,7 +71,29 @@ def _remove_if_empty(path: Path) -> None:
         path.rmdir()  # Hydra creates the run dir before the app runs; leave no empty husk
 
 
+def _missing_launcher(argv: list[str]) -> str | None:
+    """One line for a SLURM sweep asked for without its optional launcher plugin."""
+    import importlib.util
+
+    wants_slurm = any("hydra/launcher=" in a and ("slurm" in a or "submitit" in a) for a in argv)
+    if wants_slurm and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        return (
+            "gansn-train: hydra/launcher=gansn_slurm needs the submitit launcher plugin: "
+            "pip install 'gansn[slurm]'"
+        )
+    return None
+
+
 def main() -> None:
+    problem = _missing_launcher(sys.argv[1:])
+    if problem:
+        print(problem, file=sys.stderr)
+        sys.exit(2)
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        from gansn.cli.help import help_text
+
+        print(help_text())
+        return
     _app()
 
 
