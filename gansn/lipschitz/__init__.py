@@ -23,6 +23,7 @@ from gansn.lipschitz.operators import (
 )
 from gansn.lipschitz.rules import (
     LipschitzError,
+    layer_names,
     readable_name,
     register_container,
     register_leaf,
@@ -41,6 +42,7 @@ __all__ = [
     "circular_conv_singular_values",
     "effective_weight",
     "format_table",
+    "layer_names",
     "linear_map",
     "lipschitz_report",
     "norm_gains",

@@ -82,6 +82,80 @@ def readable_name(path: str) -> str:
     return "/".join(out) or "root"
 
 
+def _kind_and_suffix(m: nn.Module) -> tuple[str, str]:
+    """A layer's kind (what it is numbered as) and what it says about its shape."""
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
+        k = "x".join(str(v) for v in _pair(m.kernel_size, 2))
+        stride = max(_pair(m.stride, 2))
+        kind = "deconv" if isinstance(m, nn.ConvTranspose2d) else "conv"
+        return kind, f"_{k}" + (f"_s{stride}" if stride > 1 else "")
+    if isinstance(m, nn.Linear):
+        return "linear", ""
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return "bn", ""
+    if isinstance(m, nn.modules.instancenorm._InstanceNorm):
+        return "in", ""
+    if isinstance(m, nn.LayerNorm) or (isinstance(m, nn.GroupNorm) and m.num_groups == 1):
+        return "ln", ""
+    if isinstance(m, nn.GroupNorm):
+        return "gn", ""
+    if isinstance(m, nn.Sequential):  # an empty one: an identity shortcut
+        return "identity", ""
+    return type(m).__name__.lower(), ""
+
+
+def layer_names(module: nn.Module) -> dict[str, str]:
+    """``{module path: name}`` for every leaf, names that say what the layer is.
+
+    Layers are numbered per kind in forward order (``conv1_3x3``, ``conv2_4x4_s2``, ``bn1``,
+    ``linear``; the number is left out when the kind occurs once); inside residual blocks
+    the block comes first and the shortcut is marked (``block2/conv1_3x3``,
+    ``block2/shortcut_conv1_1x1``).  Leaves of a spectral/weight-norm wrapper's
+    parametrization are skipped; a name that still collides gets its path appended.
+    """
+    blocks = [p for p, m in module.named_modules() if isinstance(m, ResBlock)]
+    leaves = [
+        (p, m)
+        for p, m in module.named_modules()
+        if p
+        and not list(m.children())
+        and "parametrizations" not in p.split(".")
+        and not isinstance(m, ResBlock)
+    ]
+    # also wrapped layers: their children are the parametrization modules
+    leaves += [
+        (p, m)
+        for p, m in module.named_modules()
+        if hasattr(m, "parametrizations") and "parametrizations" not in p.split(".")
+    ]
+    order = {p: i for i, (p, _) in enumerate(module.named_modules())}
+    leaves = sorted(dict(leaves).items(), key=lambda pm: order[pm[0]])
+
+    def scope(path: str) -> tuple[str, str]:
+        owner = max((b for b in blocks if path.startswith(b + ".")), key=len, default="")
+        prefix = f"block{blocks.index(owner) + 1}/" if owner else ""
+        inner = path[len(owner) + 1 :]
+        shortcut = owner and (inner == "shortcut" or inner.startswith("shortcut."))
+        return prefix, "shortcut_" if shortcut else ""
+
+    counts: dict[tuple[str, str, str], int] = {}
+    for path, m in leaves:
+        key = (*scope(path), _kind_and_suffix(m)[0])
+        counts[key] = counts.get(key, 0) + 1
+    seen: dict[tuple[str, str, str], int] = {}
+    names: dict[str, str] = {}
+    for path, m in leaves:
+        kind, suffix = _kind_and_suffix(m)
+        key = (*scope(path), kind)
+        seen[key] = seen.get(key, 0) + 1
+        number = str(seen[key]) if counts[key] > 1 else ""
+        names[path] = f"{key[0]}{key[1]}{kind}{number}{suffix}"
+    taken: dict[str, int] = {}
+    for name in names.values():
+        taken[name] = taken.get(name, 0) + 1
+    return {p: n if taken[n] == 1 else f"{n}@{readable_name(p)}" for p, n in names.items()}
+
+
 # ----------------------------------------------------------------------------------------
 # Parameter-free layers
 
@@ -180,6 +254,7 @@ __all__ = [
     "LeafRule",
     "LipschitzError",
     "container_rule",
+    "layer_names",
     "leaf_rule",
     "readable_name",
     "register_container",

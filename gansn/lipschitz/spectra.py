@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from gansn.lipschitz.operators import WEIGHTED, weight_matrix
-from gansn.lipschitz.rules import readable_name
+from gansn.lipschitz.rules import layer_names, readable_name
 
 
 def singular_value_spectra(module: nn.Module, *, normalized: bool = True) -> dict[str, np.ndarray]:
@@ -27,10 +27,11 @@ def singular_value_spectra(module: nn.Module, *, normalized: bool = True) -> dic
     ``(out, in*kh*kw)`` reshapes of :func:`weight_matrix`.
     """
     out: dict[str, np.ndarray] = {}
+    names = layer_names(module)
     for path, m in module.named_modules():
         if isinstance(m, WEIGHTED) and "parametrizations" not in path.split("."):
             s = torch.linalg.svdvals(weight_matrix(m).double().cpu()).numpy()
-            out[readable_name(path)] = s / s[0] if normalized and s[0] > 0 else s
+            out[names.get(path, readable_name(path))] = s / s[0] if normalized and s[0] > 0 else s
     return out
 
 

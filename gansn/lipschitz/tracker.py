@@ -35,6 +35,7 @@ from gansn.lipschitz.rules import (
     SHAPE_DEPENDENT_LEAVES,
     LipschitzError,
     container_rule,
+    layer_names,
     leaf_rule,
     readable_name,
 )
@@ -119,12 +120,13 @@ class LipschitzTracker:
         self._unknown: list[str] = []
         self._leaves: dict[int, _Leaf] = {}
         self._shapes_ready = False
+        names = layer_names(D)
         for path, m in D.named_modules():
             if id(m) in self._leaves or container_rule(m) is not None:
                 continue
             if "parametrizations" in path.split("."):
                 continue  # the parametrization modules inside a wrapped layer
-            self._leaves[id(m)] = _Leaf(path, readable_name(path), m, _kind_of(m))
+            self._leaves[id(m)] = _Leaf(path, names.get(path, readable_name(path)), m, _kind_of(m))
         self._check_structure(D)
         self._last: dict[str, float] = {}
 

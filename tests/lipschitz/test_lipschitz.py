@@ -16,6 +16,7 @@ from gansn.lipschitz import (
     LipschitzTracker,
     circular_conv_singular_values,
     format_table,
+    layer_names,
     lipschitz_report,
     readable_name,
     singular_value_spectra,
@@ -166,7 +167,7 @@ def test_batchnorm_eval_gain_vs_closed_form_and_jacobian():
     tracker = LipschitzTracker(nn.Sequential(bn), (5, 2, 2), bound_mode="train")
     out = tracker.measure(torch.randn(6, 5, 2, 2))
     assert out["lipschitz/upper_operator"] == pytest.approx(row["gain_worst"])
-    assert 0 < out["sigma/d/0/gain_batch"] <= row["gain_worst"]
+    assert 0 < out["sigma/d/bn/gain_batch"] <= row["gain_worst"]
 
 
 @pytest.mark.parametrize(
@@ -310,8 +311,9 @@ def test_generator_with_vector_output():
     tracker = LipschitzTracker(G, (4,), prefix="g", n_iter_init=50)
     out = tracker.measure(torch.randn(5, 4), torch.randn(5, 4))
     _check_invariant(out)
-    assert "sigma/g/net0/matrix" in out  # the latent linear
-    assert "sigma/g/net2/gain_eval" in out  # batch norm after the Unflatten
+    assert "sigma/g/linear/matrix" in out  # the latent linear
+    assert "sigma/g/bn1/gain_eval" in out  # batch norm after the Unflatten
+    assert "sigma/g/deconv1_4x4_s2/operator" in out
 
 
 # -- behaviour the trainer relies on ---------------------------------------------------------------
@@ -370,26 +372,45 @@ def test_persistent_vectors_converge_with_few_steps_per_call():
     expected = top_sv(dense_matrix(lambda x: layer.double()(x), (4, 6, 6)))
     layer.float()
     tracker = LipschitzTracker(nn.Sequential(layer), (4, 6, 6), n_iter=2, n_iter_init=2)
-    first = tracker.measure()["sigma/d/0/operator"]
+    first = tracker.measure()["sigma/d/conv_3x3/operator"]
     for _ in range(150):
         out = tracker.measure()
-    assert first < out["sigma/d/0/operator"]
-    assert out["sigma/d/0/operator"] == pytest.approx(expected, rel=1e-3)
+    assert first < out["sigma/d/conv_3x3/operator"]
+    assert out["sigma/d/conv_3x3/operator"] == pytest.approx(expected, rel=1e-3)
 
 
 def test_tags_and_names():
     _, D = build_models(_spec("group", "resnet"))
     tracker = LipschitzTracker(D, (1, 32, 32), n_iter_init=5)
     out = tracker.measure(torch.randn(3, 1, 32, 32))
-    assert "sigma/d/net0/residual0/matrix" in out
-    assert "sigma/d/net1/residual2/operator" in out
-    assert "sigma/d/net1/residual0/gain_worst" in out
-    assert "sigma/d/net1/residual0/gain_batch" in out
-    assert "sigma/d/net6/matrix" in out  # the final linear
+    # names say what the layer is: block, shortcut, kind, number, kernel and stride
+    assert "sigma/d/block1/conv1_3x3/matrix" in out
+    assert "sigma/d/block1/shortcut_conv_1x1/matrix" in out
+    assert "sigma/d/block2/conv1_3x3/operator" in out
+    assert "sigma/d/block2/gn1/gain_worst" in out
+    assert "sigma/d/block2/gn1/gain_batch" in out
+    assert "sigma/d/linear/matrix" in out  # the final linear
     assert "lipschitz/grad_real_max" in out and "lipschitz/grad_fake_max" not in out
     assert readable_name("net.1.residual.2") == "net1/residual2"
     text = format_table(tracker.table())
-    assert "net1/residual2" in text and "Conv2d" in text
+    assert "block2/conv1_3x3" in text and "Conv2d" in text
+
+
+def test_layer_names_of_the_dcgan_discriminator():
+    _, D = build_models(ModelSpec(arch="dcgan", shape=(1, 32, 32), z_dim=4, width=0.0625))
+    weighted = [n for p, n in layer_names(D).items() if hasattr(D.get_submodule(p), "weight")]
+    assert weighted == [
+        "conv1_3x3",
+        "conv2_4x4_s2",
+        "conv3_3x3",
+        "conv4_4x4_s2",
+        "conv5_3x3",
+        "conv6_4x4_s2",
+        "conv7_3x3",
+        "linear",
+    ]
+    names = list(layer_names(D).values())
+    assert len(set(names)) == len(names)
 
 
 def test_unknown_module_raises_or_marks_bound_invalid():
@@ -412,12 +433,12 @@ def test_singular_value_spectra_match_numpy():
     torch.manual_seed(14)
     _, D = build_models(_spec("weight"))
     spectra = singular_value_spectra(D)
-    assert len(spectra) == 8 and next(iter(spectra)) == "net0"
+    assert len(spectra) == 8 and next(iter(spectra)) == "conv1_3x3"
     w = D.net[0].weight.detach().double()
     s = np.linalg.svd(w.reshape(w.shape[0], -1).numpy(), compute_uv=False)
-    np.testing.assert_allclose(spectra["net0"], s / s[0], rtol=1e-6)
+    np.testing.assert_allclose(spectra["conv1_3x3"], s / s[0], rtol=1e-6)
     raw = singular_value_spectra(D, normalized=False)
-    np.testing.assert_allclose(raw["net0"], s, rtol=1e-6)
+    np.testing.assert_allclose(raw["conv1_3x3"], s, rtol=1e-6)
 
 
 def test_plot_singular_value_spectra(tmp_path):

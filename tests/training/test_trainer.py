@@ -262,7 +262,7 @@ def test_lipschitz_tracking_never_changes_the_trajectory(tiny_cfg, tmp_path):
     assert [r["step"] for r in rows] == [2, 4]  # every 2 steps (the end is step 4: once)
     for r in rows:
         assert r["lipschitz/lower"] <= r["lipschitz/upper_operator"]
-        assert abs(r["sigma/d/net0/matrix"] - 1) < 0.05  # spectral norm holds sigma near 1
+        assert abs(r["sigma/d/conv1_3x3/matrix"] - 1) < 0.05  # spectral norm holds sigma near 1
 
 
 def test_lipschitz_state_resumes_exactly(tiny_cfg, tmp_path):
