@@ -220,7 +220,7 @@ class LipschitzTracker:
         ``lipschitz/grad_{real,fake,interp}_{mean,max}`` (when the inputs are given; interp
         needs both), ``lipschitz/fd_ratio``, ``lipschitz/lower`` (max of the lower bounds),
         ``lipschitz/bound_train_mode`` (1: norms at worst case), ``lipschitz/bound_valid``;
-        per layer ``sigma/<prefix>/<layer>/{matrix,operator}`` (+ ``sn_sigma`` for SN layers)
+        per layer ``sigma/<prefix>/<layer>/{matrix,operator}`` (+ ``raw_sigma`` for SN layers)
         and for normalization layers ``sigma/<prefix>/<layer>/{gain_worst,gain_eval,
         gain_batch}`` (eval only with running stats, batch only when a batch is given).
         Runs in fp32 with autocast off, D in eval mode; D, its buffers and the global RNG are
@@ -253,7 +253,7 @@ class LipschitzTracker:
                 for key in (
                     "matrix",
                     "operator",
-                    "sn_sigma",
+                    "raw_sigma",
                     "gain_worst",
                     "gain_eval",
                     "gain_batch",
@@ -293,7 +293,7 @@ class LipschitzTracker:
             "in_shape": leaf.in_shape,
             "sigma_matrix": None,
             "sigma_operator": None,
-            "sn_sigma": None,
+            "raw_sigma": None,
             "gain_worst": None,
             "gain_eval": None,
             "gain_batch": None,
@@ -315,7 +315,7 @@ class LipschitzTracker:
         init = None
         if sn is not None:
             # the divisor SN applies, from the layer's own state (read-only)
-            row["sn_sigma"] = sn.sigma()
+            row["raw_sigma"] = sn.sigma()
             init = sn.v
         v, steps = self._vector(f"mat/{leaf.path}", (mat.shape[1],), device, init)
         sigma_m, v = power_iteration(lambda x: mat @ x, v, steps)
@@ -331,7 +331,7 @@ class LipschitzTracker:
             lip_operator=sigma_o,
         )
         if sn is not None:
-            row["notes"] = "sigma of W/sn_sigma"
+            row["notes"] = "sigma of W/raw_sigma"
 
     def _measure_norm(self, leaf: _Leaf, row: dict[str, Any], now: _Pass) -> None:
         m = leaf.module
@@ -445,7 +445,7 @@ class LipschitzTracker:
     def table(self) -> list[dict[str, Any]]:
         """Per-layer rows from the last :meth:`measure` (runs one without data if none yet).
 
-        Keys: name, path, type, in_shape, sigma_matrix, sigma_operator, sn_sigma, gain_worst,
+        Keys: name, path, type, in_shape, sigma_matrix, sigma_operator, raw_sigma, gain_worst,
         gain_eval, gain_batch, lip_matrix, lip_operator (the factor used in each bound),
         notes; ``None`` where not applicable.
         """
@@ -508,7 +508,7 @@ def format_table(rows: list[dict[str, Any]], *, all_layers: bool = False) -> str
         "in_shape",
         "sigma_matrix",
         "sigma_operator",
-        "sn_sigma",
+        "raw_sigma",
         "gain_worst",
         "gain_eval",
         "gain_batch",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from gansn.nn.archs import ModelSpec
+
+# flags that are constant over a run: text (written when they change), not curves
+TEXT_TAGS = ("lipschitz/bound_valid", "lipschitz/bound_train_mode")
 
 
 class RunWriter:
@@ -22,11 +26,51 @@ class RunWriter:
 
     def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
         self.w = SummaryWriter(str(run_dir), purge_step=purge_step)
+        self._text: dict[str, float] = {}
 
     def scalars(self, values: dict[str, Any], step: int) -> None:
         for tag, v in values.items():
-            if isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1):
-                self.w.add_scalar(tag, float(v), step)
+            if not (isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)):
+                continue
+            if tag in TEXT_TAGS:
+                if self._text.get(tag) != float(v):
+                    self._text[tag] = float(v)
+                    self.w.add_text(tag, f"{tag} = {float(v):g} (from step {step})", step)
+                continue
+            self.w.add_scalar(tag, float(v), step)
+
+    def layout(self, d_layers: list[str]) -> None:
+        """The Custom Scalars tab: D's Lipschitz bracket in one chart, then one chart per
+        D layer of sigma_matrix (what SN divides by) against sigma_operator (the map the
+        layer applies), and losses / D outputs side by side."""
+        esc = re.escape
+        self.w.add_custom_scalars(
+            {
+                "Lipschitz bracket of D": {
+                    "upper bounds vs measured lower bounds": [
+                        "Multiline",
+                        [
+                            "lipschitz/upper_operator",
+                            "lipschitz/upper_matrix",
+                            "lipschitz/lower",
+                            r"lipschitz/grad_(real|fake|interp)_max",
+                            "lipschitz/fd_ratio",
+                        ],
+                    ]
+                },
+                "D layers: sigma_matrix vs sigma_operator": {
+                    name: [
+                        "Multiline",
+                        [f"sigma/d/{esc(name)}/matrix", f"sigma/d/{esc(name)}/operator"],
+                    ]
+                    for name in d_layers
+                },
+                "Training": {
+                    "losses": ["Multiline", ["loss/d", "loss/g"]],
+                    "D outputs": ["Multiline", ["d/real", "d/fake"]],
+                },
+            }
+        )
 
     def image(self, tag: str, img: torch.Tensor, step: int) -> None:
         self.w.add_image(tag, img, step)

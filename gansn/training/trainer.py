@@ -26,6 +26,8 @@ from torch import nn
 from gansn import checkpoint as ckpt_io
 from gansn.data import BatchStream, build_dataset
 from gansn.errors import ConfigError
+from gansn.lipschitz import layer_names
+from gansn.lipschitz.operators import WEIGHTED
 from gansn.losses import build_loss
 from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
 from gansn.sampling import save_image, to_grid
@@ -424,6 +426,10 @@ class Trainer:
             self.metrics.truncate_after(self.step)
             if self.step == 0:
                 writer.config(self.cfg, self.spec)
+                names = layer_names(self.D)
+                writer.layout(
+                    [n for p, n in names.items() if isinstance(self.D.get_submodule(p), WEIGHTED)]
+                )
             log.info(
                 "run dir %s; training %s G=%s D=%s for %d steps on %s",
                 self.run_dir,

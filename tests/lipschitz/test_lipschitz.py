@@ -228,7 +228,7 @@ def test_spectral_dcgan_matrix_norms_are_one_operator_norms_are_not():
     assert len(rows) == 8
     for r in rows:
         assert r["sigma_matrix"] == pytest.approx(1.0, abs=1e-2), r
-        assert r["sn_sigma"] > 0
+        assert r["raw_sigma"] > 0
     convs3 = [
         r
         for r in rows

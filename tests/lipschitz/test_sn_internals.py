@@ -87,7 +87,7 @@ def test_missing_attributes_fail_loudly():
     del layer.parametrizations.weight[0]._u
     with pytest.raises(SpectralNormInternalsError, match=rf"torch {VERSION}.*has no _u"):
         check_spectral_norm_internals(layer)
-    # at run time a changed torch degrades the tracker (no sn_sigma) instead of training
+    # at run time a changed torch degrades the tracker (no raw_sigma) instead of training
     with pytest.warns(UserWarning, match=rf"torch {VERSION}.*has no _u"):
         assert spectral_norm_view(layer) is None
 
