@@ -56,6 +56,7 @@ def test_study_grid(preset, n_jobs, axes):
         assert params[axis] == values
     assert len(list(itertools.product(*params.values()))) == n_jobs
     assert cfg.hydra.callbacks.report._target_ == "gansn.cli.callbacks.ReportOnMultirunEnd"
+    assert cfg.report is True  # the study ends with its report
     # every job of the grid composes
     for combo in itertools.product(*[[f"{k}={v}" for v in sorted(vs)] for k, vs in params.items()]):
         _hydra_cfg([f"experiment={preset}", *combo])
@@ -72,3 +73,21 @@ def test_slurm_launcher_config():
     cfg = _hydra_cfg(["hydra/launcher=gansn_slurm", "hydra.launcher.partition=gpu"])
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.gpus_per_node == 1
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_any_sweep_ends_with_its_report_by_one_switch(monkeypatch, tmp_path, switch):
+    from omegaconf import OmegaConf
+
+    import gansn.report
+    from gansn.cli.callbacks import ReportOnMultirunEnd
+
+    calls = []
+    monkeypatch.setattr(
+        gansn.report, "build_report", lambda sweep, out, plots: calls.append(sweep) or sweep
+    )
+    cfg = OmegaConf.create({"report": switch, "hydra": {"sweep": {"dir": str(tmp_path)}}})
+    ReportOnMultirunEnd().on_multirun_end(cfg)
+    assert calls == ([tmp_path] if switch else [])
+    # conf/train.yaml registers the callback for every sweep, off by default
+    assert _hydra_cfg([]).report is False

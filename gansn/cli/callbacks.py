@@ -13,16 +13,20 @@ log = logging.getLogger("gansn.report")
 
 
 class ReportOnMultirunEnd(Callback):
-    """After the last job of ``gansn-train -m ...``, run ``gansn-report <sweep dir>``.
+    """After the last job of ``gansn-train -m ... report=true``, run ``gansn-report <sweep
+    dir>`` into ``<sweep dir>/report/``.
 
-    Enabled by the study presets (``hydra.callbacks.report``); a failure to build the report
-    is logged, never raised, so it cannot mask the sweep's own result.
+    Registered for every run by conf/train.yaml and switched by the ``report`` key (the study
+    presets set it); a failure to build the report is logged, never raised, so it cannot
+    mask the sweep's own result.
     """
 
     def __init__(self, out: str | None = None, plots: bool = True) -> None:
         self.out, self.plots = out, plots
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not config.get("report", False):
+            return
         # imported here: the report (matplotlib) loads only when a sweep ends
         from gansn.report import build_report
 
