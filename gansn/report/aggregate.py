@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from gansn.metrics.core import Direction, metric_tags, tag_info
 from gansn.report.collect import Axis, Run, canon
+from gansn.report.render import format_value
 
 LIP_UPPER = "lipschitz/upper_operator"
 # Every one of these is a valid lower bound on D's Lipschitz constant, so their max is too.
@@ -25,15 +26,12 @@ LIP_LOWER = (
     "lipschitz/grad_interp_max",
     "lipschitz/fd_ratio",
 )
-# Labels of the non-metric tags the report plots; metric tags label themselves.
-OTHER_LABELS = {"loss/d": "D loss"}
-ROW_PREFIXES = ("d_norm", "g_norm")
 
 
 def label(tag: str) -> str:
-    """The registered label of a metric tag (``FID``), else the report's own, else the tag."""
+    """The registered label of a metric tag (``FID``); the report plots one other tag."""
     info = tag_info(tag)
-    return info.label if info is not None else OTHER_LABELS.get(tag, tag)
+    return info.label if info is not None else {"loss/d": "D loss"}.get(tag, tag)
 
 
 @dataclass(frozen=True)
@@ -58,9 +56,7 @@ def aggregate(values: Iterable[float | None]) -> Stat | None:
     return Stat(mean=statistics.fmean(vals), std=std, n=len(vals), values=vals)
 
 
-def best_keys(
-    stats: Mapping[str, Stat | None], how: Direction | None, *, rel_tol: float = 1e-9
-) -> set[str]:
+def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[str]:
     """Keys whose mean is best under ``how``; ties all win. Empty with < 2 candidates.
 
     Bolding the only row that has a number would claim a comparison that was not made.
@@ -69,18 +65,25 @@ def best_keys(
     if how is None or len(have) < 2:
         return set()
     target = min(have.values()) if how == "min" else max(have.values())
-    return {k for k, m in have.items() if math.isclose(m, target, rel_tol=rel_tol, abs_tol=1e-12)}
+    return {k for k, m in have.items() if math.isclose(m, target, rel_tol=1e-9, abs_tol=1e-12)}
 
 
 @dataclass(frozen=True)
 class Column:
-    """One table column: ``tag`` reduced per run by ``kind``."""
+    """One table column: ``tag`` reduced per run by ``kind`` (the lip_* kinds: last value)."""
 
     id: str
     label: str
     tag: str
     kind: Literal["final", "best", "lip_upper", "lip_lower"]
     direction: Direction | None
+
+    def value(self, run: Run) -> float | None:
+        """One run's number: its last value, or its best over steps."""
+        vals = [v for _, v in run_series(run, self.tag)]
+        if self.kind == "best" and vals:
+            return min(vals) if self.direction == "min" else max(vals)
+        return vals[-1] if vals else None
 
 
 def table_columns() -> list[Column]:
@@ -103,29 +106,13 @@ def run_series(run: Run, tag: str) -> list[tuple[int, float]]:
         return run.series.get(tag, [])
     per_step: dict[int, float] = {}
     for step, v in (sv for t in LIP_LOWER for sv in run.series.get(t, [])):
-        if math.isfinite(v):
-            per_step[step] = max(per_step.get(step, -math.inf), v)
+        per_step[step] = max(per_step.get(step, v), v)
     return sorted(per_step.items())
-
-
-def run_value(run: Run, col: Column) -> float | None:
-    """Reduce one run to one number for ``col``: last value, or best over steps."""
-    series = run_series(run, col.tag)
-    if col.kind != "best":
-        return series[-1][1] if series else None
-    vals = [v for _, v in series if math.isfinite(v)]
-    return (min if col.direction == "min" else max)(vals) if vals else None
 
 
 def short_key(key: str) -> str:
     """``optim.g.lr`` stays; ``model.name`` -> ``model``; ``d_norm.name`` -> ``d_norm``."""
     return key.removesuffix(".name")
-
-
-def format_value(v: Any) -> str:
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(map(format_value, v)) + "]"
-    return "—" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def format_stat(s: Stat | None) -> str:
@@ -135,7 +122,8 @@ def format_stat(s: Stat | None) -> str:
     return f"{s.mean:.4g}" if s.std is None else f"{s.mean:.4g} ± {s.std:.2g}"
 
 
-def _labelled(values: Mapping[str, Any]) -> str:
+def format_values(values: Mapping[str, Any]) -> str:
+    """``dataset=ring8, optim.g.lr=0.0001``."""
     return ", ".join(f"{short_key(k)}={format_value(v)}" for k, v in values.items())
 
 
@@ -182,11 +170,11 @@ class Setting:
 
     @property
     def label(self) -> str:
-        return _labelled(self.values) or "all runs"
+        return format_values(self.values) or "all runs"
 
     @property
     def full_label(self) -> str:
-        return _labelled({**self.values, **self.fixed})
+        return format_values({**self.values, **self.fixed})
 
     @property
     def runs(self) -> list[Run]:
@@ -215,17 +203,16 @@ def row_label(values: Mapping[str, Any]) -> str:
             for k, v in values.items()
             if k.startswith(f"{norm}.") and k != f"{norm}.name"
         ]
+        # A run killed before it wrote its config has no name; "?" keeps its row apart.
         head = "?" if name is None else str(name)
         parts.append(f"{head} ({', '.join(opts)})" if head and opts else head or ", ".join(opts))
     return " / ".join(p for p in parts if p) or "runs"
 
 
-def _describe(settings: Sequence[Setting], axes: Sequence[Axis]) -> None:
+def _describe(settings: list[Setting], axes: Sequence[Axis]) -> None:
     """Fill ``Setting.fixed``: config leaves constant within each setting that differ between
     settings.  A per-run key (seed, a path) varies within a setting and a norm's options
     vary between its rows, so neither qualifies."""
-    if len(settings) < 2:
-        return
     missing, axis_keys = object(), {a.key for a in axes}
     flats = [[r.flat for r in s.runs if r.flat] for s in settings]
     for k in dict.fromkeys(k for fs in flats for f in fs for k in f):
@@ -240,8 +227,7 @@ def _describe(settings: Sequence[Setting], axes: Sequence[Axis]) -> None:
 def build_study(runs: Sequence[Run], axes: Sequence[Axis]) -> Study:
     """Group runs into settings (tables) and rows (normalizations) along ``axes`` and
     aggregate each column over the seeds of a row."""
-    runs, axes = list(runs), list(axes)
-    row_axes = [a for a in axes if a.key.split(".", 1)[0] in ROW_PREFIXES]
+    row_axes = [a for a in axes if a.key.split(".", 1)[0] in ("d_norm", "g_norm")]
     if not any(a.key.startswith("d_norm") for a in row_axes) and any(
         "d_norm.name" in r.flat for r in runs
     ):
@@ -255,18 +241,19 @@ def build_study(runs: Sequence[Run], axes: Sequence[Axis]) -> Study:
         rvals = {a.key: a.value(run) for a in row_axes}
         row = next((r for r in setting.rows if canon(r.values) == canon(rvals)), None)
         if row is None:
-            setting.rows.append(row := Row(label=row_label(rvals), values=rvals))
+            setting.rows.append(row := Row(row_label(rvals), rvals))
         row.runs.append(run)
 
     cols = table_columns()
     for setting in settings.values():
         for row in setting.rows:
-            row.stats = {c.id: aggregate(run_value(r, c) for r in row.used) for c in cols}
+            row.stats = {c.id: aggregate(c.value(r) for r in row.used) for c in cols}
         setting.columns = [c for c in cols if any(row.stats[c.id] for row in setting.rows)]
         setting.best = {
             c.id: best_keys({row.label: row.stats[c.id] for row in setting.rows}, c.direction)
             for c in setting.columns
         }
-    _describe(list(settings.values()), axes)
+    if len(settings) > 1:
+        _describe(list(settings.values()), axes)
     row_keys, setting_keys = [a.key for a in row_axes], [a.key for a in setting_axes]
-    return Study(runs, axes, row_keys, setting_keys, list(settings.values()))
+    return Study(list(runs), list(axes), row_keys, setting_keys, list(settings.values()))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +21,19 @@ import yaml
 
 log = logging.getLogger(__name__)
 
-# Statuses under which a run's logged numbers are trusted in the tables.  A "running" or
-# "interrupted" run still contributes its last logged values (and is flagged); a "failed"
-# run never does, so one diverged seed cannot drag a mean without the reader seeing why.
-CONTRIBUTING_STATUSES = ("completed", "running", "interrupted")
+# Any of these makes a folder a run dir.
+RUN_MARKERS = (".hydra/config.yaml", "config.yaml", "metrics.jsonl", "checkpoints")
 
 
 @dataclass
 class Run:
-    """One run dir as read from disk: ``flat`` is its config with dotted keys, ``choices``
-    its overrides ``{key: value string}``, ``series`` each tag's ``[(step, value), ...]``."""
+    """One run dir as read from disk: ``config`` as resolved, ``overrides`` as Hydra recorded
+    them, ``series`` each logged tag's ``[(step, value), ...]``."""
 
     path: Path
     rel: str
-    config: dict[str, Any] = field(default_factory=dict)
-    flat: dict[str, Any] = field(default_factory=dict)
-    overrides: list[str] = field(default_factory=list)
-    choices: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any]
+    overrides: list[str]
     status: str = "failed"
     step: int | None = None
     error: str | None = None
@@ -47,10 +43,22 @@ class Run:
     n_lines: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    @cached_property
+    def flat(self) -> dict[str, Any]:
+        """The config with dotted keys (``optim.g.lr``)."""
+        return flatten(self.config)
+
+    @property
+    def choices(self) -> dict[str, str]:
+        """The overrides as ``{key: value string}``."""
+        return {k: o.partition("=")[2] for o in self.overrides if (k := override_key(o))}
+
     @property
     def contributes(self) -> bool:
-        """Whether this run's numbers enter the aggregated tables."""
-        return self.status in CONTRIBUTING_STATUSES and bool(self.series)
+        """Whether this run's numbers enter the tables.  A running or interrupted run gives its
+        last logged values (and is flagged); a failed one never does, so one diverged seed
+        cannot drag a mean without the reader seeing why."""
+        return self.status != "failed" and bool(self.series)
 
     @property
     def seed(self) -> Any:
@@ -80,23 +88,16 @@ class Axis:
         return run.flat[self.key] if self.key in run.flat else run.choices.get(self.override)
 
 
-def _is_run_dir(path: Path) -> bool:
-    files = (".hydra/config.yaml", "config.yaml", "metrics.jsonl")
-    return any((path / f).is_file() for f in files) or (path / "checkpoints").is_dir()
-
-
-def find_run_dirs(sweep_dir: Path, *, exclude: tuple[Path, ...] = ()) -> list[Path]:
+def find_run_dirs(sweep_dir: Path) -> list[Path]:
     """All run dirs under ``sweep_dir`` (itself included), in job-number order.
 
     Hidden dirs (``.hydra`` holds a ``config.yaml`` too) are never run dirs, and a run dir's
     own subfolders are not searched.
     """
-    excluded, found, todo = {p.resolve() for p in exclude}, [], [Path(sweep_dir)]
+    found, todo = [], [Path(sweep_dir)]
     while todo:
         d = todo.pop()
-        if d.resolve() in excluded:
-            continue
-        if _is_run_dir(d):
+        if any((d / m).exists() for m in RUN_MARKERS):
             found.append(d)
         else:
             subdirs = [c for c in d.iterdir() if c.is_dir() and not c.is_symlink()]
@@ -107,18 +108,18 @@ def find_run_dirs(sweep_dir: Path, *, exclude: tuple[Path, ...] = ()) -> list[Pa
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file; None if missing or unreadable (logged)."""
+    """Parse a YAML file; None if missing or unparsable (a write cut short; logged)."""
     try:
         return yaml.safe_load(path.read_text()) if path.is_file() else None
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as err:
+    except yaml.YAMLError as err:
         log.warning("cannot read %s: %s", path, err)
         return None
 
 
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts -> ``{"a.b.c": leaf}``; lists stay leaves (betas are one value)."""
     out: dict[str, Any] = {}
-    for k, v in (d if isinstance(d, dict) else {}).items():
+    for k, v in d.items():
         key = f"{prefix}.{k}" if prefix else str(k)
         out.update(flatten(v, key) if isinstance(v, dict) and v else {key: v})
     return out
@@ -133,64 +134,41 @@ def override_key(item: str) -> str | None:
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The JSON objects of ``metrics.jsonl`` and warnings about the lines skipped: a line cut
     by a crash mid-write costs that line, not the report."""
-    records: list[dict[str, Any]] = []
-    warnings: list[str] = []
+    records, warnings = [], []
     lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
     for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
         try:
-            obj = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             warnings.append(f"{path.name}: skipped unparsable line {i} (truncated write?)")
-            continue
-        if isinstance(obj, dict):
-            records.append(obj)
-        else:
-            warnings.append(f"{path.name}: skipped line {i}: not a JSON object")
     return records, warnings
-
-
-def _series(records: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
-    by_tag: dict[str, dict[int, float]] = {}
-    for rec in records:
-        step = rec.get("step")
-        if type(step) not in (int, float):
-            continue
-        for key, value in rec.items():
-            # A tag logged twice at one step (resume re-logs the same step): last wins.
-            if key not in ("step", "time") and type(value) in (int, float):
-                by_tag.setdefault(key, {})[int(step)] = float(value)
-    return {tag: sorted(v.items()) for tag, v in by_tag.items()}
 
 
 def load_run(path: Path, root: Path) -> Run:
     """Read one run dir. Never raises on a broken run: problems become ``warnings``."""
-    run = Run(path=path, rel=path.relative_to(root).as_posix() if path != root else ".")
     # The trainer's config.yaml is resolved (no ${...}); Hydra's copy is the fallback.
-    cfg = read_yaml(path / "config.yaml")
-    cfg = cfg if isinstance(cfg, dict) else read_yaml(path / ".hydra" / "config.yaml")
-    run.config = cfg if isinstance(cfg, dict) else {}
-    run.flat = flatten(run.config)
-    ov = read_yaml(path / ".hydra" / "overrides.yaml")
-    run.overrides = [str(o) for o in ov] if isinstance(ov, list) else []
-    run.choices = {k: o.partition("=")[2] for o in run.overrides if (k := override_key(o))}
+    cfg = read_yaml(path / "config.yaml") or read_yaml(path / ".hydra" / "config.yaml") or {}
+    overrides = read_yaml(path / ".hydra" / "overrides.yaml") or []
+    run = Run(path, path.relative_to(root).as_posix(), cfg, [str(o) for o in overrides])
     try:
         st = json.loads((path / "status.json").read_text())
-        run.status = str(st.get("status") or "failed")
-        run.step, run.error, wt = st.get("step"), st.get("error"), st.get("wall_time_s")
-        run.wall_time_s = float(wt) if isinstance(wt, int | float) else None
+        run.status, run.step, run.error = st["status"], st.get("step"), st.get("error")
+        run.wall_time_s = st.get("wall_time_s")
     except FileNotFoundError:
         run.error = "no status.json (the run crashed before writing it)"
-    except (json.JSONDecodeError, OSError, AttributeError) as err:
-        run.error = f"unreadable status.json: {err}"
 
     records, run.warnings = read_metrics(path / "metrics.jsonl")
-    run.n_lines, run.series = len(records), _series(records)
-    protocols = [r["protocol"] for r in records if isinstance(r.get("protocol"), dict)]
-    run.protocol = protocols[-1] if protocols else None
-    times = [r["time"] for r in records if isinstance(r.get("time"), int | float)]
-    if run.wall_time_s is None and times and math.isfinite(max(times)):
+    run.n_lines = len(records)
+    for rec in records:
+        run.protocol = rec.get("protocol", run.protocol)
+        for tag, value in rec.items():
+            # Numbers only: the logger writes NaN/inf as strings, the protocol as a dict.
+            if tag not in ("step", "time") and type(value) in (int, float):
+                run.series.setdefault(tag, []).append((rec["step"], float(value)))
+    # A resumed run re-logs the steps after its checkpoint: the last value of a step wins.
+    run.series = {tag: sorted(dict(s).items()) for tag, s in run.series.items()}
+    times = [r["time"] for r in records if "time" in r]
+    if run.wall_time_s is None and times:
         run.wall_time_s = float(max(times))
     if run.step is None and run.series:
         run.step = max(s[-1][0] for s in run.series.values())
@@ -201,19 +179,19 @@ def load_run(path: Path, root: Path) -> Run:
     return run
 
 
-def collect_runs(sweep_dir: Path, *, exclude: tuple[Path, ...] = ()) -> list[Run]:
+def collect_runs(sweep_dir: Path) -> list[Run]:
     """Read every run dir under ``sweep_dir`` in job order."""
-    return [load_run(p, Path(sweep_dir)) for p in find_run_dirs(sweep_dir, exclude=exclude)]
+    return [load_run(p, Path(sweep_dir)) for p in find_run_dirs(sweep_dir)]
 
 
 def _multirun(sweep_dir: Path) -> tuple[dict[str, Any], list[str]] | None:
     """``hydra.sweeper.params`` and ``hydra.overrides.task`` of multirun.yaml, if any."""
     mr = read_yaml(Path(sweep_dir) / "multirun.yaml")
-    hydra = mr.get("hydra") if isinstance(mr, dict) else None
-    if not isinstance(hydra, dict):
+    if mr is None:
         return None
-    params = (hydra.get("sweeper") or {}).get("params") or {}
-    return dict(params), [str(t) for t in (hydra.get("overrides") or {}).get("task") or []]
+    hydra = mr["hydra"]
+    params = hydra.get("sweeper", {}).get("params") or {}
+    return dict(params), [str(t) for t in hydra["overrides"]["task"]]
 
 
 def canon(v: Any) -> str:
@@ -254,12 +232,12 @@ def sweep_commands(sweep_dir: Path, runs: list[Run]) -> tuple[str | None, list[t
     (Hydra's sweep syntax, which keeps list values intact).
     """
     mr = _multirun(sweep_dir)
-    task = mr[1] if mr else None
-    if task is None:
+    if mr is not None:
+        task = mr[1]
+    else:
         per_key: dict[str, dict[str, None]] = {}
         for key, _, value in (o.partition("=") for r in runs for o in r.overrides):
             per_key.setdefault(key, {})[value] = None  # an ordered set: first-seen order
         task = [f"{k}={','.join(v)}" for k, v in per_key.items()]
-    sweep = "gansn-train -m " + " ".join(map(shlex.quote, task)) if task else None
-    cmd = [(r.rel, " ".join(["gansn-train", *map(shlex.quote, r.overrides)])) for r in runs]
-    return sweep, [c for c, r in zip(cmd, runs) if r.overrides]
+    sweep = shlex.join(["gansn-train", "-m", *task]) if task else None
+    return sweep, [(r.rel, shlex.join(["gansn-train", *r.overrides])) for r in runs if r.overrides]

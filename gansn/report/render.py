@@ -7,9 +7,17 @@ markdown and the HTML can never disagree.  No markdown library is needed.
 from __future__ import annotations
 
 import base64
-import html
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
+from typing import Any
+
+
+def format_value(v: Any) -> str:
+    """How a config value or number reads in the report: ``0.0001``, ``[0.5, 0.999]``, ``—``."""
+    if isinstance(v, list):
+        return "[" + ", ".join(map(format_value, v)) + "]"
+    return "—" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
 @dataclass
@@ -19,53 +27,50 @@ class Cell:
 
 
 @dataclass
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Bullets:
-    items: list[str]
-
-
-@dataclass
-class Code:
-    text: str
-
-
-@dataclass
 class Table:
+    """``rows`` of Cells or of values (shown by :func:`format_value`)."""
+
     headers: list[str]
-    rows: list[list[Cell | str]]
+    rows: list[list[Any]]
     caption: str | None = None
 
+    def cells(self) -> list[list[Cell]]:
+        return [[c if isinstance(c, Cell) else Cell(format_value(c)) for c in r] for r in self.rows]
+
 
 @dataclass
-class Figure:
-    path: str  # relative to the report folder
-    caption: str
+class Block:
+    """Every block but a table: a heading (``kind`` h2, h3), paragraph (p), code (pre), list
+    of ``items`` (ul) or figure (``text``: the PNG's path relative to the report folder)."""
 
-
-Block = Heading | Para | Bullets | Code | Table | Figure
+    kind: str
+    text: str = ""
+    items: list[str] = field(default_factory=list)
+    caption: str = ""
 
 
 @dataclass
 class Document:
     title: str
-    blocks: list[Block] = field(default_factory=list)
+    blocks: list[Block | Table] = field(default_factory=list)
 
-    def add(self, *blocks: Block) -> None:
-        self.blocks.extend(blocks)
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(Block(f"h{level}", text))
 
+    def para(self, text: str) -> None:
+        self.blocks.append(Block("p", text))
 
-def _cells(row: list[Cell | str]) -> list[Cell]:
-    return [c if isinstance(c, Cell) else Cell(str(c)) for c in row]
+    def code(self, text: str) -> None:
+        self.blocks.append(Block("pre", text))
+
+    def bullets(self, items: list[str]) -> None:
+        self.blocks.append(Block("ul", items=items))
+
+    def figure(self, path: str, caption: str) -> None:
+        self.blocks.append(Block("figure", path, caption=caption))
+
+    def table(self, headers: list[str], rows: list[list[Any]], caption: str = "") -> None:
+        self.blocks.append(Table(headers, rows, caption or None))
 
 
 def _md_cell(c: Cell) -> str:
@@ -78,21 +83,21 @@ def to_markdown(doc: Document) -> str:
     """Render ``doc`` as GitHub-flavoured markdown."""
     out = [f"# {doc.title}", ""]
     for b in doc.blocks:
-        if isinstance(b, Heading):
-            out.append("#" * max(1, min(6, b.level)) + " " + b.text)
-        elif isinstance(b, Para):
-            out.append(b.text)
-        elif isinstance(b, Bullets):
-            out += [f"- {item}" for item in b.items]
-        elif isinstance(b, Code):
-            out += ["```", b.text.rstrip("\n"), "```"]
-        elif isinstance(b, Table):
+        if isinstance(b, Table):
             out += [f"*{b.caption}*", ""] if b.caption else []
             out.append("| " + " | ".join(_md_cell(Cell(h)) for h in b.headers) + " |")
             out.append("|" + "|".join(["---"] * len(b.headers)) + "|")
-            out += ["| " + " | ".join(map(_md_cell, _cells(r))) + " |" for r in b.rows]
-        elif isinstance(b, Figure):
-            out += [f"![{b.caption}]({b.path})", "", f"*{b.caption}*"]
+            out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in b.cells()]
+        elif b.kind in ("h2", "h3"):
+            out.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "pre":
+            out += ["```", b.text.rstrip("\n"), "```"]
+        elif b.kind == "ul":
+            out += [f"- {item}" for item in b.items]
+        else:
+            out += [f"![{b.caption}]({b.text})", "", f"*{b.caption}*"]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -111,41 +116,35 @@ figcaption, caption { font-style: italic; color: #555; font-size: 0.9em; text-al
 """
 
 
-def to_html(doc: Document, *, root: Path | None = None, embed_images: bool = False) -> str:
-    """Render ``doc`` as one HTML page; images are relative links, or inlined as base64
-    data URIs with ``embed_images`` (then the .html alone is the whole report)."""
-    e = html.escape
+def to_html(doc: Document, *, images: Path | None = None) -> str:
+    """Render ``doc`` as one HTML page.  Figures are relative links, or, read from the folder
+    ``images``, inlined as base64 data URIs (then the .html alone is the whole report)."""
     out = ['<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">']
-    out += [f"<title>{e(doc.title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
-    out.append(f"<h1>{e(doc.title)}</h1>")
+    out += [f"<title>{escape(doc.title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    out.append(f"<h1>{escape(doc.title)}</h1>")
     for b in doc.blocks:
-        if isinstance(b, Heading):
-            lvl = max(1, min(6, b.level))
-            out.append(f"<h{lvl}>{e(b.text)}</h{lvl}>")
-        elif isinstance(b, Para):
-            out.append(f"<p>{e(b.text)}</p>")
-        elif isinstance(b, Bullets):
-            out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
-        elif isinstance(b, Code):
-            out.append(f"<pre><code>{e(b.text)}</code></pre>")
-        elif isinstance(b, Table):
-            out += ["<table>"] + ([f"<caption>{e(b.caption)}</caption>"] if b.caption else [])
-            heads = "".join(f"<th>{e(h)}</th>" for h in b.headers)
+        if isinstance(b, Table):
+            out += ["<table>"] + ([f"<caption>{escape(b.caption)}</caption>"] if b.caption else [])
+            heads = "".join(f"<th>{escape(h)}</th>" for h in b.headers)
             out.append(f"<thead><tr>{heads}</tr></thead><tbody>")
-            for row in b.rows:
+            for row in b.cells():
                 tds = [
-                    f"<strong>{e(c.text)}</strong>" if c.bold else e(c.text) for c in _cells(row)
+                    f"<strong>{escape(c.text)}</strong>" if c.bold else escape(c.text) for c in row
                 ]
                 out.append("<tr>" + "".join(f"<td>{t}</td>" for t in tds) + "</tr>")
             out.append("</tbody></table>")
-        elif isinstance(b, Figure):
-            src = e(b.path, quote=True)
-            if embed_images and root is not None and (root / b.path).is_file():
-                src = (
-                    "data:image/png;base64,"
-                    + base64.b64encode((root / b.path).read_bytes()).decode()
-                )
-            img = f'<img src="{src}" alt="{e(b.caption, quote=True)}">'
-            out.append(f"<figure>{img}<figcaption>{e(b.caption)}</figcaption></figure>")
+        elif b.kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "pre":
+            out.append(f"<pre><code>{escape(b.text)}</code></pre>")
+        elif b.kind == "figure":
+            src = escape(b.text)
+            if images is not None:
+                data = base64.b64encode((images / b.text).read_bytes()).decode()
+                src = f"data:image/png;base64,{data}"
+            img = f'<img src="{src}" alt="{escape(b.caption)}">'
+            out.append(f"<figure>{img}<figcaption>{escape(b.caption)}</figcaption></figure>")
+        else:  # h2, h3, p: the kind is the tag
+            out.append(f"<{b.kind}>{escape(b.text)}</{b.kind}>")
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
