@@ -18,6 +18,9 @@ reads it -- no pickled classes, no code execution on load.
 from __future__ import annotations
 
 import logging
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,22 +63,217 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return atomic_torch_save({"format": FORMAT, **state}, path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint (file or run dir) with ``weights_only=True`` and check its format."""
+# what every format-1 reader needs, and what resuming needs on top (older checkpoints may
+# lack "best", "elapsed" and "hooks": readers default them)
+REQUIRED = {"step": int, "spec": dict, "models": dict}
+REQUIRED_TO_RESUME = {
+    "optim": dict,
+    "sched": dict,
+    "rng": dict,
+    "data": dict,
+    "fixed_noise": torch.Tensor,
+}
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6, the only one gansn writes
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, resume: bool = False
+) -> dict[str, Any]:
+    """Load a checkpoint (file or run dir) with ``weights_only=True`` and validate it.
+
+    Every way the file can be wrong (not a torch file, pickled code, no or an unknown
+    ``format``, missing or ill-typed keys; with ``resume=True`` also what resuming needs) is
+    a :class:`ConfigError` of one line naming the file.
+    """
     file = find_checkpoint(path)
-    try:
-        ckpt = torch.load(file, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ConfigError(f"cannot read checkpoint {file}: {err}") from None
-    if not isinstance(ckpt, dict) or "format" not in ckpt:
-        raise ConfigError(f"{file} is not a gansn checkpoint (no 'format' key)")
-    if ckpt["format"] > FORMAT:
-        raise ConfigError(
-            f"{file} has checkpoint format {ckpt['format']}, newer than this gansn "
-            f"understands ({FORMAT}); upgrade gansn"
-        )
+    ckpt = _read(file, map_location)
+    validate_checkpoint(ckpt, file, resume=resume)
     ckpt["path"] = str(file)
     return ckpt
+
+
+def _read(file: Path, map_location: str | torch.device) -> Any:
+    try:
+        with open(file, "rb") as f:
+            head = f.read(len(_ZIP_MAGIC))
+    except OSError as err:
+        raise ConfigError(f"cannot read checkpoint {file}: {err.strerror or err}") from None
+    if not head:
+        raise ConfigError(f"{file} is empty (0 bytes), not a gansn checkpoint")
+    if head != _ZIP_MAGIC:
+        raise ConfigError(
+            f"{file} is not a gansn checkpoint: not a torch.save file (it starts with {head!r})"
+        )
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols on its way to refusing a foreign pickle;
+            # the refusal below says what matters
+            warnings.simplefilter("ignore")
+            return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's text advises weights_only=False, i.e. running the file's code: never that
+        code = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if code:
+            raise ConfigError(
+                f"{file} is refused: its pickle would import and run code ({code.group(1)}), "
+                "which a gansn checkpoint never holds; it was not written by gansn or was "
+                "altered, so do not load it"
+            ) from None
+        raise ConfigError(
+            f"{file} is not a gansn checkpoint: its pickle holds more than tensors and plain "
+            f"containers ({_unpickling_detail(str(err))})"
+        ) from None
+    except Exception as err:
+        # the first sentence: torch's zip errors go on with several lines of advice
+        detail = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else ""
+        detail = detail or "no details"
+        raise ConfigError(
+            f"cannot read checkpoint {file}: it is truncated or corrupt "
+            f"({type(err).__name__}: {detail})"
+        ) from None
+
+
+def _unpickling_detail(message: str) -> str:
+    """The one line of torch's unpickling error that names the problem, without its advice."""
+    for line in message.splitlines():
+        line = line.replace("WeightsUnpickler error:", "").strip()
+        if line and not re.search(r"weights.only|please file|documentation", line, re.I):
+            return line.rstrip(".")
+    return "unsupported pickle content"
+
+
+def validate_checkpoint(ckpt: Any, file: str | Path, *, resume: bool = False) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``ckpt`` is a readable gansn checkpoint."""
+    if not isinstance(ckpt, dict):
+        raise ConfigError(
+            f"{file} is not a gansn checkpoint: it holds a value of type "
+            f"{type(ckpt).__name__}, not a dict with a 'format' key"
+        )
+    if "format" not in ckpt:
+        raise ConfigError(f"{file} is not a gansn checkpoint (no 'format' key)")
+    fmt = ckpt["format"]
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise ConfigError(
+            f"{file}: 'format' is {fmt!r} ({type(fmt).__name__}), not an integer version; "
+            "the file is not a gansn checkpoint or was altered"
+        )
+    if fmt > FORMAT:
+        raise ConfigError(
+            f"{file} has checkpoint format {fmt}, newer than this gansn understands "
+            f"({FORMAT}); upgrade gansn"
+        )
+    if fmt < 1:
+        raise ConfigError(
+            f"{file} has checkpoint format {fmt}, which no gansn wrote (this one reads "
+            f"{'1' if FORMAT == 1 else f'1 to {FORMAT}'})"
+        )
+    required = {**REQUIRED, **(REQUIRED_TO_RESUME if resume else {})}
+    missing = [k for k in required if k not in ckpt]
+    if missing:
+        need = "to resume" if resume and not set(missing) & set(REQUIRED) else f"in format {fmt}"
+        raise ConfigError(
+            f"{file} is incomplete: it lacks {', '.join(map(repr, missing))}, required {need}"
+        )
+    wrong = [
+        f"{k!r} is of type {type(ckpt[k]).__name__}, expected {t.__name__}"
+        for k, t in required.items()
+        if not isinstance(ckpt[k], t) or isinstance(ckpt[k], bool)
+    ]
+    step = ckpt["step"]
+    if not wrong and step < 0:
+        wrong.append(f"'step' is {step}")
+    models = ckpt["models"]
+    if not wrong:
+        wrong += [
+            f"'models' lacks a {k!r} state dict"
+            for k in ("G", "D")
+            if not isinstance(models.get(k), dict)
+        ]
+    if not wrong:
+        try:
+            ModelSpec.from_dict(ckpt["spec"])
+        except KeyError as err:
+            wrong.append(f"'spec' is not a model spec (it lacks {err.args[0]!r})")
+        except (TypeError, ValueError) as err:
+            wrong.append(f"'spec' is not a model spec ({err})")
+    if resume and not wrong and "fixed_noise" in ckpt:
+        noise, z_dim = ckpt["fixed_noise"], ckpt["spec"].get("z_dim")
+        if not isinstance(noise, torch.Tensor) or noise.ndim != 2 or noise.shape[1] != z_dim:
+            shape = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+            wrong.append(f"'fixed_noise' is {shape}, not (n, z_dim={z_dim})")
+    if wrong:
+        raise ConfigError(f"{file} is damaged: {'; '.join(wrong)}")
+
+
+def load_module_state(
+    module: nn.Module, state: dict[str, Any], what: str, file: str | Path | None
+) -> None:
+    """``module.load_state_dict(state)``, with a mismatch reported in one line.
+
+    torch's own error lists every tensor over many lines; here the names and shapes of the
+    first few, and that the file does not fit the model its own spec describes.
+    """
+    if not isinstance(state, dict):
+        raise ConfigError(
+            f"{file} is damaged: {what} is a {type(state).__name__}, not a state dict"
+        )
+    expected = module.state_dict()
+    problems = [f"no {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    for k, v in state.items():
+        if k not in expected:
+            continue
+        if not isinstance(v, torch.Tensor):
+            problems.append(f"{k} is a {type(v).__name__}, not a tensor")
+        elif v.shape != expected[k].shape:
+            problems.append(f"{k} is {tuple(v.shape)}, the model has {tuple(expected[k].shape)}")
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ConfigError(
+            f"{file}: {what} does not fit the model its spec describes: "
+            f"{'; '.join(problems[:3])}{more}; the file is damaged or was altered"
+        )
+    module.load_state_dict(state)
+
+
+def load_optimizer_state(
+    opt: torch.optim.Optimizer, state: dict[str, Any], what: str, file: str | Path | None
+) -> None:
+    """``opt.load_state_dict(state)`` after checking every per-parameter tensor's shape.
+
+    torch accepts moment buffers of the wrong shape and fails only at the next step, with a
+    broadcasting error far from the cause.
+    """
+    params = [p for group in opt.param_groups for p in group["params"]]
+    try:
+        groups = [len(g["params"]) for g in state["param_groups"]]
+        per_param = state["state"]
+        problems = []
+        if sum(groups) != len(params):
+            problems.append(f"{sum(groups)} parameters, the model has {len(params)}")
+        for idx, slots in per_param.items():
+            i = int(idx)
+            if not 0 <= i < len(params):
+                problems.append(f"state for parameter {i}, the model has {len(params)}")
+                continue
+            for name, v in slots.items():
+                if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape != params[i].shape:
+                    problems.append(
+                        f"{name} of parameter {i} is {tuple(v.shape)}, "
+                        f"the parameter is {tuple(params[i].shape)}"
+                    )
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        problems = [f"not an optimizer state ({type(err).__name__}: {err})"]
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ConfigError(
+            f"{file}: {what} does not fit the model: {'; '.join(problems[:3])}{more}; the file "
+            "is damaged or was altered"
+        )
+    try:
+        opt.load_state_dict(state)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{file}: {what} cannot be restored ({err})") from None
 
 
 def load_models(
@@ -89,8 +287,8 @@ def load_models(
     ckpt = load_checkpoint(path, map_location)
     spec = ModelSpec.from_dict(ckpt["spec"])
     G, D = build_generator(spec), build_discriminator(spec)
-    G.load_state_dict(_generator_state(ckpt, ema))
-    D.load_state_dict(ckpt["models"]["D"])
+    load_module_state(G, *_generator_state(ckpt, ema), ckpt["path"])
+    load_module_state(D, ckpt["models"]["D"], "models.D", ckpt["path"])
     return G.eval(), D.eval(), spec
 
 
@@ -101,12 +299,17 @@ def load_generator(
     ckpt = load_checkpoint(path, map_location)
     spec = ModelSpec.from_dict(ckpt["spec"])
     G = build_generator(spec)
-    G.load_state_dict(_generator_state(ckpt, ema))
+    load_module_state(G, *_generator_state(ckpt, ema), ckpt["path"])
     return G.eval(), spec
 
 
-def _generator_state(ckpt: dict[str, Any], ema: bool) -> dict[str, Any]:
+def _generator_state(ckpt: dict[str, Any], ema: bool) -> tuple[dict[str, Any], str]:
+    """(state dict, its name in the checkpoint) of the generator to rebuild."""
     models = ckpt["models"]
     if ema and "G_ema" not in models:
         log.warning("%s has no EMA generator; using the raw G", ckpt.get("path"))
-    return models["G_ema"] if ema and "G_ema" in models else models["G"]
+    return (
+        (models["G_ema"], "models.G_ema")
+        if ema and "G_ema" in models
+        else (models["G"], "models.G")
+    )

@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from gansn.utils import atomic_write
+
 log = logging.getLogger(__name__)
 
 
@@ -105,11 +107,9 @@ def render_points(
 
 def save_image(img: torch.Tensor, path: str | Path) -> Path:
     """(3, H, W) in [0, 1] -> PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    Image.fromarray(arr).save(path)
-    return path
+    # atomic: a full disk or a kill mid-write leaves the previous grid (final.png), not half
+    return atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
 
 
 def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import random
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 from gansn.errors import ConfigError
+
+# ``.<name>.<random>.tmp`` beside the target: hidden, and recognisable for clean-up
+TEMP_SUFFIX = ".tmp"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -92,22 +95,79 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp(path)
+    tmp_name = str(tmp)
     try:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename in (tmp_name, tmp):
+            err.filename = str(path)  # "cannot write last.pt", not its temp file's name
         raise
     return path
 
 
+def _create_temp(path: Path) -> Path:
+    """An empty new ``.<name>.<random>.tmp`` beside ``path``, with the umask's permissions.
+
+    Not ``tempfile.mkstemp``: its files are 0600, and the rename would hand that to every
+    checkpoint, config and sample grid a run writes.
+    """
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` through :func:`atomic_write`; a failed write is an ``OSError``."""
+
+    def write(tmp: Path) -> None:
+        # through a Python file, not a path: torch's zip writer reports a failed write (a
+        # full disk) as RuntimeError("unexpected pos ..."), and only with a Python file does
+        # the OSError (ENOSPC, EDQUOT, EIO ...) stay attached to it, as its context
+        with open(tmp, "wb") as f:
+            try:
+                torch.save(obj, f)
+            except RuntimeError as err:
+                cause = err.__context__
+                if isinstance(cause, OSError):
+                    raise OSError(cause.errno, cause.strerror, str(tmp)) from err
+                raise
+
+    return atomic_write(path, write)
+
+
+def remove_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temp files :func:`atomic_write` left in ``directory`` and its subfolders.
+
+    ``atomic_write`` removes its temp file on any exception, but not when the process is
+    killed (SIGKILL, power loss) mid-write; the next writer of the directory sweeps them.
+    One level of subfolders (a run dir's ``checkpoints/``, ``samples/``, ``.hydra/``), and
+    no symlinks followed: a link to a dataset inside a run dir is not ours to sweep.  Only
+    call this while no other process writes there (the run dir's lock).
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    folders = [root] + [Path(e.path) for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    removed = []
+    for folder in folders:
+        for entry in os.scandir(folder):
+            if (
+                entry.name.startswith(".")
+                and entry.name.endswith(TEMP_SUFFIX)
+                and entry.is_file(follow_symlinks=False)
+            ):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def locate(target: str) -> Any:

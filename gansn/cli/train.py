@@ -1,8 +1,14 @@
-"""``gansn-train``: the Hydra app that trains one run (or a sweep with ``-m``)."""
+"""``gansn-train``: the Hydra app that trains one run (or a sweep with ``-m``).
+
+Exit codes: 0 done (or nothing to do: the run already is at ``steps``); 2 bad input or a
+refusal, before anything is written (invalid config, damaged checkpoint, a run that would
+be shortened, a run dir another process writes); 3 the loss or the weights went NaN/Inf;
+74 (``EX_IOERR``) a write failed mid-run (disk full, ...); 128+N stopped by signal N after
+saving.  Each failure is one line on stderr.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
@@ -17,13 +23,17 @@ from gansn.errors import ConfigError
 
 log = logging.getLogger("gansn.train")
 
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_IO_ERROR = 74  # sysexits.h EX_IOERR
+
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float]:
-    """Resolve resume, build the trainer (all validation), then write and train."""
+    """Resolve resume, build the trainer (all validation), then lock, write and train."""
     # imported here: torch and the models load only once a run starts, so --help and
     # --cfg answer at once
     from gansn.checkpoint import find_checkpoint, load_checkpoint
-    from gansn.training import build_trainer
+    from gansn.training import RunIOError, RunLock, build_trainer
 
     if cfg.get("resume"):
         ckpt_path = find_checkpoint(cfg.resume)
@@ -35,8 +45,26 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
         run_dir = ckpt_path.parent.parent
     plain = to_plain(cfg)
     trainer = build_trainer(plain, run_dir, overrides=overrides, resume=plain.get("resume"))
-    _write_hydra_files(cfg, run_dir, overrides)
-    final = trainer.train()
+    if trainer.done:
+        # re-running a finished run (a repeated command, a re-submitted sweep) is not an
+        # error, and must not rewrite its config, samples or checkpoint
+        log.info(
+            "%s is already at step %d (steps=%d): nothing to do; pass steps=<more> to continue",
+            run_dir,
+            trainer.step,
+            trainer.steps,
+        )
+        return {}
+    # the lock before the first write: a second command into a running run changes nothing
+    with RunLock(run_dir):
+        try:
+            _write_hydra_files(cfg, run_dir, overrides)
+        except OSError as err:
+            raise RunIOError(
+                f"cannot write {err.filename or run_dir}: {err.strerror or err}; nothing was "
+                "trained and the run dir's files are as they were"
+            ) from err
+        final = trainer.train()
     if trainer.stopped_by is not None:
         # the run saved itself; exiting (rather than returning) also stops a -m sweep
         sys.exit(128 + signal.Signals[trainer.stopped_by].value)
@@ -44,31 +72,60 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
 
 
 def _write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:
-    """What Hydra's output_subdir would hold, written only once the config is valid."""
+    """What Hydra's output_subdir would hold, written only once the config is valid.
+
+    Atomically: a resumed run rewrites them, and a full disk must not leave them torn.
+    """
+    from gansn.utils import atomic_write  # with torch, as in run()
+
     hydra_dir = run_dir / ".hydra"
-    hydra_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, hydra_dir / "config.yaml")
-    OmegaConf.save(OmegaConf.create(list(overrides)), hydra_dir / "overrides.yaml")
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    atomic_write(hydra_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp))
+    ov = OmegaConf.create(list(overrides))
+    atomic_write(hydra_dir / "overrides.yaml", lambda tmp: OmegaConf.save(ov, tmp))
+    atomic_write(run_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _app(cfg: DictConfig) -> float | None:
+    # imported here for the same reason as in run()
+    from gansn.training import NonFiniteLossError, RunIOError
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
         final = run(cfg, run_dir, list(hc.overrides.task))
     except ConfigError as err:
-        _remove_if_empty(run_dir)
-        log.error("%s", err)
-        sys.exit(2)
+        _fail(err, EXIT_BAD_INPUT)
+    except NonFiniteLossError as err:
+        _fail(err, EXIT_DIVERGED)
+    except RunIOError as err:
+        _fail(err, EXIT_IO_ERROR)
+    finally:
+        # Hydra makes its run dir before the app runs; a refused run, or a resume that
+        # trains in the resumed run's own dir, must not leave that (or outputs/) behind
+        own_dir = not any(o.startswith("hydra.run.dir=") for o in hc.overrides.hydra)
+        _remove_empty(run_dir, parents=own_dir and hc.mode.name == "RUN")
     # a sweeper optimising something gets the main metric back
     return final.get("metrics/fid", final.get("loss/g"))
 
 
-def _remove_if_empty(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.rmdir()  # Hydra creates the run dir before the app runs; leave no empty husk
+def _fail(err: Exception, code: int) -> None:
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _remove_empty(path: Path, *, parents: bool) -> None:
+    """Remove ``path`` if empty and, with ``parents``, its empty parents inside the cwd."""
+    cwd = Path.cwd().resolve()
+    path = path.resolve()
+    while path != cwd:
+        try:
+            path.rmdir()
+        except OSError:
+            return  # not empty (or gone): everything above is in use too
+        if not parents or cwd not in path.parents:
+            return
+        path = path.parent
 
 
 def _missing_launcher(argv: list[str]) -> str | None:

@@ -20,6 +20,7 @@ are meaningless without them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from gansn.metrics.fid import (
     frechet_distance,
     inception_score,
     kid,
+    kid_subset_size,
     load_stats,
     save_stats,
 )
@@ -455,10 +457,36 @@ def from_config(
 @METRICS.register("fid")
 @describe(tags={"metrics/fid": ("min", "FID")}, stats_only=True)
 def fid_metric(ctx: EvalContext, features: str | None = None) -> dict[str, float]:
-    """Fréchet distance of the feature statistics -> ``metrics/fid``."""
-    return {
-        "metrics/fid": frechet_distance(*ctx.stats("real", features), *ctx.stats("fake", features))
+    """Fréchet distance of the feature statistics -> ``metrics/fid``.
+
+    Fewer samples than feature dimensions (N < d) is logged and noted in the protocol's
+    ``warnings``: the covariance is then singular and FID biased upward, comparable only
+    at equal N.
+    """
+    real, fake = ctx.stats("real", features), ctx.stats("fake", features)
+    dim = len(real[0])
+    short = {
+        which: n
+        for which in ("real", "fake")
+        if (n := ctx.counts.get(which)) is not None and n < dim
     }
+    if short:
+        counts = " and ".join(f"{n} {which}" for which, n in short.items())
+        _warn(
+            ctx,
+            f"FID on {features or ctx.default_features} features from {counts} samples, fewer "
+            f"than the {dim} feature dimensions: the covariance is singular and FID is biased "
+            f"upward; compare FIDs only at equal N, or use N >= {dim}",
+        )
+    return {"metrics/fid": frechet_distance(*real, *fake)}
+
+
+def _warn(ctx: EvalContext, message: str) -> None:
+    """A caveat on a number: logged, and kept with it in the protocol (``warnings``)."""
+    notes = ctx.notes.setdefault("warnings", [])
+    if message not in notes:
+        log.warning("%s", message)
+        notes.append(message)
 
 
 @METRICS.register("fid_inf")
@@ -501,14 +529,33 @@ def is_metric(ctx: EvalContext, splits: int = 10) -> dict[str, float]:
 def kid_metric(
     ctx: EvalContext, features: str | None = None, num_subsets: int = 100, subset_size: int = 1000
 ) -> dict[str, float]:
-    """KID mean/std over subsets -> ``metrics/kid``, ``metrics/kid_std``."""
-    mean, std = kid(
-        ctx.features("real", features),
-        ctx.features("fake", features),
-        num_subsets=num_subsets,
-        subset_size=subset_size,
-        seed=ctx.seed,
-    )
+    """KID mean/std over subsets -> ``metrics/kid``, ``metrics/kid_std``.
+
+    The subset size used (``subset_size``, or the smaller sample count) goes to the
+    protocol under ``kid`` (``kid_<features>`` for another extractor); when no two subsets
+    can differ, ``kid_std`` is NaN and the protocol says why (see :func:`~.fid.kid`).
+    """
+    real, fake = ctx.features("real", features), ctx.features("fake", features)
+    used = kid_subset_size(len(real), len(fake), subset_size)
+    whole = used == len(real) == len(fake)
+    note: dict[str, Any] = {"subset_size": used, "num_subsets": num_subsets}
+    if used < subset_size:
+        note["requested_subset_size"] = subset_size
+        _warn(
+            ctx,
+            f"KID: {len(real)} real and {len(fake)} fake samples, fewer than "
+            f"subset_size={subset_size}; subsets of {used} are used"
+            + (
+                ", i.e. all samples, so KID is their MMD² and has no spread (kid_std NaN); "
+                "draw more samples than the subset size for a std"
+                if whole
+                else ""
+            ),
+        )
+    mean, std = kid(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=ctx.seed)
+    if math.isnan(std):
+        note["std"] = "undefined: " + ("every subset is all samples" if whole else "one subset")
+    ctx.notes["kid" if features is None else f"kid_{features}"] = note
     return {"metrics/kid": mean, "metrics/kid_std": std}
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "fid_infinity",
     "frechet_distance",
     "kid",
+    "kid_subset_size",
     "load_stats",
     "mmd2_polynomial",
     "save_stats",
@@ -205,6 +206,11 @@ def mmd2_polynomial(
     )
 
 
+def kid_subset_size(n_real: int, n_fake: int, subset_size: int = 1000) -> int:
+    """The subset size KID uses: ``subset_size``, or fewer when there are fewer samples."""
+    return min(subset_size, n_real, n_fake)
+
+
 def kid(
     real: np.ndarray,
     fake: np.ndarray,
@@ -216,17 +222,25 @@ def kid(
     """Kernel inception distance (Bińkowski et al. 2018) as torch-fidelity / stylegan2-ada.
 
     real: (N_r, d), fake: (N_f, d).  Unbiased cubic-polynomial MMD² on ``num_subsets``
-    random subsets of size ``min(subset_size, N_r, N_f)`` drawn without replacement.
+    random subsets of size ``m = min(subset_size, N_r, N_f)`` drawn without replacement.
     Returns (mean, std) over subsets (std with ddof=0, as torch-fidelity).
+
+    When ``m`` equals both N_r and N_f every "subset" is the whole of both sets, so the
+    subsets do not vary: the mean is the MMD² of all samples (computed once) and the std
+    is NaN, not the ~1e-15 of summation round-off that would pass for certainty.  One
+    subset (``num_subsets=1``) has no spread either: NaN.
     """
+    m = kid_subset_size(len(real), len(fake), subset_size)
+    if m == len(real) and m == len(fake):
+        return mmd2_polynomial(real, fake), float("nan")
     rng = np.random.default_rng(seed)
-    m = min(subset_size, len(real), len(fake))
     values = np.empty(num_subsets)
     for i in range(num_subsets):
         xi = rng.choice(len(real), m, replace=False)
         yi = rng.choice(len(fake), m, replace=False)
         values[i] = mmd2_polynomial(real[xi], fake[yi])
-    return float(values.mean()), float(values.std())
+    std = float(values.std()) if num_subsets > 1 else float("nan")
+    return float(values.mean()), std
 
 
 def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,7 @@ class Trainer:
         resume = resume or cfg.get("resume")
         if resume is None and (ckpt_io.checkpoint_dir(self.run_dir) / ckpt_io.LAST).is_file():
             resume = self.run_dir  # re-running into the same run dir continues it
-        resume_state = ckpt_io.load_checkpoint(resume) if resume else None
+        resume_state = ckpt_io.load_checkpoint(resume, resume=True) if resume else None
 
         self.device = resolve_device(cfg.get("device", "auto"))
         if cfg.get("threads"):
@@ -194,16 +194,25 @@ class Trainer:
 
         self.dataset = build_dataset(cfg["dataset"])
         self.spec = model_spec(cfg, self.dataset.shape)
-        if resume_state is not None:
-            self._check_compatible(resume_state)
+        # built before comparing with a checkpoint: a misspelled norm or arch name is then
+        # reported as the unknown name it is, not as a difference from the saved model
         self.G = build_generator(self.spec).to(self.device)
         self.D = build_discriminator(self.spec).to(self.device)
         self.loss = build_loss(cfg["loss"])
+        if resume_state is not None:
+            self._check_compatible(resume_state)
         self.opt_g = build_optimizer(cfg["optim"]["g"], self.G.parameters())
         self.opt_d = build_optimizer(cfg["optim"]["d"], self.D.parameters())
         self._g_params = [p for p in self.G.parameters() if p.requires_grad]
         self._d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.steps = int(cfg["steps"])
+        if resume_state is not None and resume_state["step"] > self.steps:
+            s = resume_state["step"]
+            raise ConfigError(
+                f"{resume_state['path']} is at step {s}, past steps={self.steps}, and a run "
+                f"cannot be shortened; pass steps={s} (nothing to do) or more (continues it), "
+                "or start a new run dir with hydra.run.dir=<dir>"
+            )
         self.sched_g = self._scheduler(self.opt_g)
         self.sched_d = self._scheduler(self.opt_d)
         ema_cfg = cfg.get("ema", {})
@@ -239,8 +248,13 @@ class Trainer:
         self.stopped_by: str | None = None  # "SIGINT"/"SIGTERM" once a stop was requested
         self._last_values: dict[str, float] = {}
         self._ran_at: dict[str, int] = {}  # periodic job -> step it last ran at
+        self._last_pt = ckpt_io.checkpoint_dir(self.run_dir) / ckpt_io.LAST
+        # the step checkpoints/last.pt holds, as far as this trainer knows (for messages)
+        self._saved_step: int | None = None
         if resume_state is not None:
             self._load_state(resume_state)
+            if Path(resume_state["path"]).resolve() == self._last_pt.resolve():
+                self._saved_step = self.step
             log.info("resuming from %s at step %d", resume_state["path"], self.step)
         self.add_hooks(hooks)
 
@@ -298,33 +312,75 @@ class Trainer:
         return state
 
     def _load_state(self, s: dict[str, Any]) -> None:
-        self.G.load_state_dict(s["models"]["G"])
-        self.D.load_state_dict(s["models"]["D"])
-        self.opt_g.load_state_dict(s["optim"]["G"])
-        self.opt_d.load_state_dict(s["optim"]["D"])
-        self.sched_g.load_state_dict(s["sched"]["G"])
-        self.sched_d.load_state_dict(s["sched"]["D"])
+        file = s["path"]
+        models = s["models"]
+        ckpt_io.load_module_state(self.G, models["G"], "models.G", file)
+        ckpt_io.load_module_state(self.D, models["D"], "models.D", file)
+        for who, opt in (("G", self.opt_g), ("D", self.opt_d)):
+            ckpt_io.load_optimizer_state(opt, s["optim"].get(who), f"optim.{who}", file)
         if self.ema is not None:
-            if "G_ema" in s["models"]:
-                self.ema.load_state_dict(
-                    {"model": s["models"]["G_ema"], "num_updates": s["ema"]["num_updates"]}
-                )
+            if "G_ema" in models:
+                ckpt_io.load_module_state(self.ema.shadow, models["G_ema"], "models.G_ema", file)
             else:
                 self.ema.copy_from(self.G)
-        self.stream.load_state_dict(s["data"])
+        # the rest is plain data; a damaged entry fails inside torch/numpy with a message
+        # about their internals, so name the entry instead
+        for part, restore in (
+            ("ema", lambda: self._load_ema_count(s)),
+            ("sched", lambda: self._load_sched(s["sched"])),
+            ("data", lambda: self.stream.load_state_dict(s["data"])),
+            ("rng", lambda: set_rng_state(s["rng"])),
+        ):
+            try:
+                restore()
+            except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
+                raise ConfigError(
+                    f"{file} is damaged: its {part!r} state cannot be restored "
+                    f"({type(err).__name__}: {err})"
+                ) from None
         self.fixed_noise = s["fixed_noise"]
         self.best = dict(s.get("best") or {})
         self.elapsed = float(s.get("elapsed", 0.0))
         self._hook_states = dict(s.get("hooks") or {})
-        set_rng_state(s["rng"])
         self.step = int(s["step"])
 
+    def _load_ema_count(self, s: dict[str, Any]) -> None:
+        if self.ema is not None and "G_ema" in s["models"]:
+            self.ema.num_updates = int(s["ema"]["num_updates"])
+
+    def _load_sched(self, sched: dict[str, Any]) -> None:
+        self.sched_g.load_state_dict(sched["G"])
+        self.sched_d.load_state_dict(sched["D"])
+
     def save(self, name: str = ckpt_io.LAST) -> Path:
+        # a step can leave NaN weights behind a finite loss (the loss is taken before the
+        # update); saving them would replace the last good checkpoint with a useless one
+        for who, model in (("G", self.G), ("D", self.D)):
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise NonFiniteLossError(
+                    f"{who}'s weights are NaN/Inf after G step {self.step}; training stopped "
+                    f"and {name} was not written. {self.checkpoint_note()}; lower the learning "
+                    "rate or try another normalization/loss"
+                )
         path = ckpt_io.save_checkpoint(
             self.state_dict(), ckpt_io.checkpoint_dir(self.run_dir) / name
         )
+        if name == ckpt_io.LAST:
+            self._saved_step = self.step
         log.debug("saved %s", path)
         return path
+
+    def checkpoint_note(self) -> str:
+        """Which checkpoint this run leaves, in words: the truth for a stop message."""
+        if not self._last_pt.is_file():
+            return "No checkpoint was saved, so there is nothing to resume from"
+        at = "" if self._saved_step is None else f" (step {self._saved_step})"
+        return f"The last good checkpoint, {self._last_pt}{at}, is kept"
+
+    @property
+    def done(self) -> bool:
+        """Whether the run already is at ``steps`` (a finished run re-run: nothing to do)."""
+        return self.step >= self.steps
 
     # --------------------------------------------------------------- training
     def d_step(self) -> dict[str, torch.Tensor]:
@@ -418,7 +474,14 @@ class Trainer:
         return self.ema.shadow if self.ema is not None else self.G
 
     def train(self) -> dict[str, float]:
-        """Run to ``steps`` G updates; return the last logged values."""
+        """Run to ``steps`` G updates; return the last logged values.
+
+        A run already at ``steps`` (re-run with the same ``steps``) does nothing and writes
+        nothing.
+        """
+        if self.done:
+            log.info("%s is at step %d of %d: nothing to do", self.run_dir, self.step, self.steps)
+            return dict(self._last_values)
         with (
             RunRecord(self) as record,
             RunWriter(self.run_dir, purge_step=self.step or None) as writer,
@@ -446,7 +509,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 out = self.train_step()
                 self.elapsed += time.perf_counter() - t0
-                _check_finite(out, self.step)
+                _check_finite(out, self.step, self.checkpoint_note)
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_sum += 1
@@ -567,13 +630,14 @@ class Trainer:
         return save_image(grid, self.run_dir / "samples" / name)
 
 
-def _check_finite(out: dict[str, torch.Tensor], step: int) -> None:
+def _check_finite(
+    out: dict[str, torch.Tensor], step: int, checkpoint_note: Callable[[], str]
+) -> None:
     for k, v in out.items():
         if not torch.isfinite(v).all():
             raise NonFiniteLossError(
-                f"{k} is {float(v)} at G step {step}; training stopped. The last good "
-                "checkpoint is kept (checkpoints/last.pt); lower the learning rate or try "
-                "another normalization/loss"
+                f"{k} is {float(v)} at G step {step}; training stopped. {checkpoint_note()}; "
+                "lower the learning rate or try another normalization/loss"
             )
 
 

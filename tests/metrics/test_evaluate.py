@@ -242,3 +242,46 @@ def test_callable_source_leaves_global_rng_alone(ring) -> None:
     torch.manual_seed(123)
     evaluate(["fid"], ring, lambda n: torch.randn(n, 2), num_real=100, num_fake=100, progress=False)
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_kid_with_fewer_samples_than_its_subset_size_says_so(caplog) -> None:
+    """Before: subsets of all 60 samples, kid_std ~1e-15 posing as certainty."""
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((60, 4)), rng.standard_normal((60, 4)) + 0.3
+    with caplog.at_level("WARNING"):
+        res, proto = evaluate(["kid"], real, fake, num_fake=60, features="raw", progress=False)
+    assert math.isnan(res["metrics/kid_std"]) and math.isfinite(res["metrics/kid"])
+    assert proto["kid"] == {
+        "subset_size": 60,
+        "num_subsets": 100,
+        "requested_subset_size": 1000,
+        "std": "undefined: every subset is all samples",
+    }
+    assert any("subset_size=1000; subsets of 60" in w for w in proto["warnings"])
+    assert "subsets of 60 are used" in caplog.text
+    # enough samples: the requested size, a real std, no warning
+    res, proto = evaluate(
+        [{"name": "kid", "subset_size": 20, "num_subsets": 10}],
+        real,
+        fake,
+        num_fake=60,
+        features="raw",
+        progress=False,
+    )
+    assert res["metrics/kid_std"] > 0 and proto["kid"] == {"subset_size": 20, "num_subsets": 10}
+    assert "warnings" not in proto
+
+
+@pytest.mark.parametrize("n,warned", [(20, True), (64, False)])
+def test_fid_with_fewer_samples_than_dimensions_warns(caplog, n, warned) -> None:
+    rng = np.random.default_rng(1)
+    real, fake = rng.standard_normal((64, 32)), rng.standard_normal((n, 32))
+    with caplog.at_level("WARNING"):
+        res, proto = evaluate(["fid"], real, fake, num_fake=n, features="raw", progress=False)
+    assert math.isfinite(res["metrics/fid"])
+    if warned:
+        (warning,) = proto["warnings"]
+        assert "20 fake samples, fewer than the 32 feature dimensions" in warning
+        assert "biased upward" in warning and warning in caplog.text
+    else:
+        assert "warnings" not in proto and "feature dimensions" not in caplog.text

@@ -154,3 +154,28 @@ def test_fid_infinity_removes_bias() -> None:
     value, info = fid_infinity(real_stats, fake, num_points=8, min_n=300)
     assert len(info["fid"]) == 8 and info["slope"] > 0  # FID grows as 1/N grows
     assert abs(value) < fid_n / 3
+
+
+@pytest.mark.parametrize(
+    "n_real,n_fake,subset_size,num_subsets,std_defined",
+    [
+        (50, 50, 1000, 10, False),  # every subset is all samples: no spread to report
+        (50, 50, 50, 10, False),  # the same, asked for explicitly
+        (60, 50, 1000, 10, True),  # the real side still varies
+        (50, 50, 20, 10, True),  # proper subsets
+        (50, 50, 20, 1, False),  # one subset has no spread
+    ],
+)
+def test_kid_std_is_nan_when_subsets_cannot_vary(
+    n_real, n_fake, subset_size, num_subsets, std_defined
+) -> None:
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((n_real, 6)), rng.standard_normal((n_fake, 6)) + 0.5
+    mean, std = kid(x, y, subset_size=subset_size, num_subsets=num_subsets)
+    assert np.isfinite(mean)
+    if std_defined:
+        assert std > 1e-6  # a real spread, not round-off
+    else:
+        assert np.isnan(std)
+    if n_real == n_fake <= subset_size:
+        assert mean == pytest.approx(mmd2_polynomial(x, y), rel=1e-12)  # all samples, once

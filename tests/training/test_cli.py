@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 # every test starts the console scripts as subprocesses
@@ -84,6 +87,8 @@ def test_resume_override_extends_a_run(tmp_path):
 
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["step"] == 5 and ckpt["config"]["model"]["width"] == 0.0625
+    # the run continued in its own dir: Hydra's fresh outputs/<date>/<time> is not left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_multirun_sweeps_norms(tmp_path):
@@ -181,3 +186,168 @@ def test_sigterm_stops_a_sweep_after_saving(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
     assert (sweep / "0" / "checkpoints" / "last.pt").is_file()
     assert not (sweep / "1").exists()  # the second job never started
+
+
+# ---------------------------------------------------------------- protected run directories
+
+
+@pytest.fixture(scope="module")
+def finished_cli_run(tmp_path_factory) -> Path:
+    """A run dir the CLI trained to step 3 (its last.pt at step 3), made once."""
+    cwd = tmp_path_factory.mktemp("finished")
+    run("-m", "gansn.train", *TINY, f"hydra.run.dir={cwd / 'run'}", cwd=cwd)
+    return cwd / "run"
+
+
+def _snapshot(run_dir: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(run_dir)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _hold_lock(run_dir: Path) -> subprocess.Popen:
+    code = (
+        "import sys, time\n"
+        "from gansn.training.lock import RunLock\n"
+        "RunLock(sys.argv[1]).acquire()\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+# (case, extra arguments ({run} is the run dir), how to prepare the run dir, exit code, words)
+REFUSALS = [
+    ("same steps again", ["steps=3"], None, 0, "nothing to do"),
+    ("fewer steps", ["steps=2"], None, 2, "a run cannot be shortened"),
+    ("resume with fewer steps", ["resume={run}", "steps=2"], None, 2, "cannot be shortened"),
+    (
+        "misspelled norm",
+        ["steps=5", "norm@d_norm=spectral", "d_norm.name=spectrall"],
+        None,
+        2,
+        "'spectrall'",
+    ),
+    (
+        "not a checkpoint",
+        ["steps=5"],
+        lambda r: (r / "checkpoints" / "last.pt").write_text("hello"),
+        2,
+        "is not a gansn checkpoint",
+    ),
+    ("another process writes it", ["steps=5"], _hold_lock, 2, "is in use by pid"),
+]
+
+
+@pytest.mark.parametrize("case,args,prepare,code,words", REFUSALS, ids=[c[0] for c in REFUSALS])
+def test_a_finished_run_is_protected(finished_cli_run, tmp_path, case, args, prepare, code, words):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_cli_run, run_dir)
+    holder = prepare(run_dir) if prepare else None
+    before = _snapshot(run_dir)
+    try:
+        argv = [a.replace("{run}", str(run_dir)) for a in args]
+        if not any(a.startswith("resume=") for a in argv):
+            argv.append(f"hydra.run.dir={run_dir}")
+        proc = run("-m", "gansn.train", *TINY, *argv, cwd=tmp_path, check=False)
+    finally:
+        if isinstance(holder, subprocess.Popen):
+            holder.kill()
+            holder.wait()
+    assert proc.returncode == code, proc.stderr[-2000:]
+    if code:
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
+        assert proc.stderr.startswith("error: ") and words in proc.stderr, proc.stderr
+    else:
+        assert words in proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert _snapshot(run_dir) == before  # nothing rewritten: configs, logs, checkpoint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stray outputs/
+
+
+_PATCHED_TRAIN = """
+import errno, os, sys
+import torch
+from gansn.training import trainer
+
+failure = sys.argv.pop(1)
+real_step, real_save = trainer.Trainer.train_step, torch.save
+
+def step(self):
+    out = real_step(self)
+    if failure == "nan" and self.step >= 3:
+        out["loss/d"] = out["loss/d"] * float("nan")
+    return out
+
+def save(obj, f, *a, **k):
+    if failure == "disk full" and obj["step"] >= 4:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f.name)
+    real_save(obj, f, *a, **k)
+
+trainer.Trainer.train_step, torch.save = step, save
+from gansn.cli.train import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "failure,code,words",
+    [
+        ("nan", 3, "loss/d is nan at G step 3; training stopped. The last good checkpoint"),
+        ("disk full", 74, "last.pt: No space left on device; training stopped at G step 4"),
+    ],
+)
+def test_a_failing_run_exits_with_its_code_and_one_line(tmp_path, failure, code, words):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "steps=6", "ckpt_every=2", f"hydra.run.dir={run_dir}"]
+    proc = run("-c", _PATCHED_TRAIN, failure, *args, cwd=tmp_path, check=False)
+    assert proc.returncode == code, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and words in errors[0], errors
+    assert "(step 2), is kept" in errors[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"
+
+
+def _can_mount_tmpfs() -> bool:
+    probe = "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d"
+    try:
+        return subprocess.run(["unshare", "-r", "-m", "sh", "-c", probe]).returncode == 0
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare -r -m to mount a tmpfs")
+def test_a_really_full_disk_keeps_the_last_checkpoint(finished_cli_run, tmp_path):
+    """On a tmpfs with room for one checkpoint and a half, the second save fails."""
+    size_k = int((finished_cli_run / "checkpoints" / "last.pt").stat().st_size * 1.6 / 1024)
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    train = [sys.executable, "-m", "gansn.train", *TINY, "steps=6", "ckpt_every=2"]
+    script = (
+        f'mount -t tmpfs -o size={size_k}k tmpfs "$1" || exit 99; shift\n'
+        f'"$@" hydra.run.dir={mnt}/run > {out}/stdout 2> {out}/stderr; echo $? > {out}/rc\n'
+        f"cp -a {mnt}/run {out}/run\n"
+    )
+    subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c", script, "sh", str(mnt), *train],
+        check=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    stderr = (out / "stderr").read_text()
+    assert (out / "rc").read_text().strip() == "74", stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert torch.load(out / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+    assert json.loads((out / "run" / "status.json").read_text())["status"] == "failed"
+    assert not list((out / "run").rglob("*.tmp")) and not (out / "run" / ".lock").exists()
