@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -68,7 +69,38 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
     if trainer.stopped_by is not None:
         # the run saved itself; exiting (rather than returning) also stops a -m sweep
         sys.exit(128 + signal.Signals[trainer.stopped_by].value)
+    log.info("%s", run_summary(trainer, run_dir))
     return final
+
+
+def run_summary(trainer: Any, run_dir: Path) -> str:
+    """What a finished run left and measured, for the terminal: where the grid, checkpoint
+    and logs are, the final metrics, D's Lipschitz bracket, and the TensorBoard command."""
+    from gansn.metrics.core import metric_tags
+
+    v = trainer.last_values
+    minutes, seconds = divmod(round(trainer.elapsed), 60)
+    lines = [
+        f"finished {trainer.step} G steps in {minutes} min {seconds:02d} s of training",
+        f"  samples      {run_dir / 'samples' / 'final.png'}",
+        f"  checkpoint   {run_dir / 'checkpoints' / 'last.pt'}",
+        f"  logs         {run_dir / 'train.log'}, {run_dir / 'metrics.jsonl'}",
+    ]
+    features = next((h.evaluator.features for h in trainer.hooks if hasattr(h, "evaluator")), None)
+    shown = [
+        f"{info.label} {v[tag]:.4g}"
+        for tag, info in metric_tags().items()
+        if info.table and tag in v
+    ]
+    if shown:
+        lines.append(f"  metrics      ({features} features) " + ", ".join(shown))
+    if "lipschitz/upper_operator" in v and "lipschitz/lower" in v:
+        lines.append(
+            f"  Lipschitz    D: measured {v['lipschitz/lower']:.3g} <= Lip(D) <= "
+            f"{v['lipschitz/upper_operator']:.3g} (product of operator norms)"
+        )
+    lines.append(f"  TensorBoard  tensorboard --logdir {run_dir}")
+    return "\n".join(lines)
 
 
 def _write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:

@@ -304,3 +304,32 @@ def test_tensorboard_layout_bracket_layer_charts_and_text_flags(tiny_cfg, tmp_pa
     # every chart's tags exist as scalars: no empty panels
     for c in cats["D layers: sigma_matrix vs sigma_operator"].chart:
         assert {t.replace("\\", "") for t in c.multiline.tag} <= scalars
+
+
+def test_terminal_summary_says_where_things_are_and_what_was_measured(tiny_cfg, tmp_path):
+    from gansn.cli.train import run_summary
+
+    cfg, ov = tiny_cfg(
+        "experiment=toy_ring8",
+        "steps=4",
+        "batch_size=16",
+        "dataset.n=256",
+        "grid.n=16",
+        "model.options.hidden=8",
+        "metrics=toy",
+        "metrics.eval_every=4",
+        "metrics.num_real=64",
+        "metrics.num_fake=64",
+        "lipschitz_every=4",
+        "lipschitz.n_samples=8",
+    )
+    t = build_trainer(cfg, tmp_path / "run", overrides=ov)
+    t.train()
+    text = run_summary(t, tmp_path / "run")
+    assert "finished 4 G steps" in text
+    for part in ("samples/final.png", "checkpoints/last.pt", "train.log", "metrics.jsonl"):
+        assert str(tmp_path / "run" / part) in text
+    assert "(raw features)" in text and "FID " in text and "Modes " in text
+    lower, upper = t.last_values["lipschitz/lower"], t.last_values["lipschitz/upper_operator"]
+    assert f"measured {lower:.3g} <= Lip(D) <= {upper:.3g}" in text
+    assert f"tensorboard --logdir {tmp_path / 'run'}" in text
