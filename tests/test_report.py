@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -46,11 +47,32 @@ def test_aggregate_single_none_and_nonfinite():
 
 
 def test_best_keys_respects_direction_and_ties():
-    a, b, c = aggregate([1.0, 3.0]), aggregate([5.0]), aggregate([2.0, 2.0])
-    assert best_keys({"a": a, "b": b, "c": c}, "min") == {"a", "c"}  # 2 == 2: tie
+    a, b, c = aggregate([1.0, 3.0]), aggregate([5.0]), aggregate([2.5, 2.5])
+    assert best_keys({"a": a, "b": b, "c": c}, "min") == {"a"}
     assert best_keys({"a": a, "b": b, "c": c}, "max") == {"b"}
     assert best_keys({"a": a, "b": None}, "min") == set()  # nothing to compare with
     assert best_keys({"a": a, "b": b}, None) == set()
+
+
+def test_best_keys_no_bold_on_a_tie_for_best():
+    two, one, five = aggregate([1.0, 3.0]), aggregate([2.0, 2.0]), aggregate([5.0])
+    assert best_keys({"a": two, "c": one, "b": five}, "min") == set()  # 2 == 2 for best
+    # a tie below the best does not matter: the best is still strictly best
+    assert best_keys({"a": two, "c": one, "b": five}, "max") == {"b"}
+
+
+def test_best_keys_no_bold_on_a_column_of_equal_values():
+    zeros = {k: aggregate([0.0, 0.0]) for k in ("spectral", "batch", "none")}
+    assert best_keys(zeros, "max") == set()
+    assert best_keys(zeros, "min") == set()
+
+
+def test_best_keys_ties_at_the_precision_shown():
+    # 0.30512 and 0.30508 both read "0.3051" in the table: no bold for either
+    near = {"a": aggregate([0.30512]), "b": aggregate([0.30508]), "c": aggregate([0.9])}
+    assert format_stat(near["a"]) == format_stat(near["b"]) == "0.3051"
+    assert best_keys(near, "min") == set()
+    assert best_keys(near, "max") == {"c"}
 
 
 def test_read_metrics_skips_truncated_line(tmp_path):
@@ -181,7 +203,12 @@ def make_sweep(root: Path) -> Path:
                     "metrics/precision": PRECISION[norm],
                     "modes/covered": 8.0,
                     "modes/kl": 0.1 * seed,
-                    "protocol": {"n_real": 100, "n_fake": 100, "features": "toy"},
+                    "protocol": {
+                        "num_real": 100,
+                        "num_fake": 100,
+                        "features": "raw",
+                        "extractors": {"raw": {"name": "raw", "dim": 2}},
+                    },
                 }
             )
             lines.append(
@@ -248,12 +275,16 @@ def test_report_files_and_figures(built):
         assert (out / name).is_file()
     figs = summary["settings"][0]["figures"]
     assert set(figs) == {
-        f"fig_s1_{k}.png"
-        for k in ("metrics_fid", "modes_covered", "lipschitz", "spectra", "points", "samples")
+        f"fig_s1_{k}.png" for k in ("metrics_fid", "lipschitz", "spectra", "points", "samples")
     }
     for f in figs:
         assert (out / f).stat().st_size > 1000
-    assert summary["missing_figures"] == []
+    # every run covers 8 modes at every step: a plot of flat lines would say nothing more
+    assert summary["missing_figures"] == [
+        {"setting": "s1", "figure": "Modes vs step", "reason": "every run logged 8 at every step"}
+    ]
+    assert not (out / "fig_s1_modes_covered.png").exists()
+    assert "Modes vs step (every run logged 8 at every step)" in (out / "report.md").read_text()
 
 
 def test_report_table_values_and_best(built):
@@ -269,7 +300,7 @@ def test_report_table_values_and_best(built):
     assert no["metrics"]["metrics/fid:best"]["mean"] == pytest.approx(25.0)
     assert setting["best"]["metrics/fid:final"] == ["spectral"]
     assert setting["best"]["metrics/precision:final"] == ["none"]  # higher is better
-    assert setting["best"]["modes/covered:final"] == ["none", "spectral"]  # tie
+    assert setting["best"]["modes/covered:final"] == []  # 8 == 8: a tie, nobody is best
     assert setting["best"]["lipschitz:upper"] == []  # not ranked
     assert no["metrics"]["lipschitz:upper"]["mean"] == pytest.approx(50.0)
     assert sp["metrics"]["lipschitz:lower"]["mean"] == pytest.approx(0.5)  # max(0.3, 0.5)
@@ -277,7 +308,16 @@ def test_report_table_values_and_best(built):
     assert "metrics/kid:final" not in columns  # no data, no column
     md = (out / "report.md").read_text()
     assert "| spectral | 2 (+1 excl.) | 0, 1 | **6 ± 1.4** |" in md
-    assert md.count("**8 ± 0**") == 4  # modes covered final and best: a tie, both bold
+    cells = [c.strip() for ln in md.splitlines() if ln.startswith("| ") for c in ln.split("|")]
+    assert cells.count("8 ± 0") == 4 and "**8 ± 0**" not in cells  # a tie: no bold
+    # the header names the feature space the numbers were measured in; modes have none
+    header = next(ln for ln in md.splitlines() if ln.startswith("| Norm |"))
+    assert "| FID (final), raw 2-D points |" in header
+    assert "| Precision (final), raw 2-D points |" in header
+    assert "| Modes (final) |" in header
+    cols = {c["id"]: c for c in setting["columns"]}
+    assert cols["metrics/fid:final"]["space"] == "raw 2-D points"
+    assert cols["modes/covered:final"]["space"] is None
     assert "gansn-train -m norm@d_norm=spectral,none seed=0,1,2" in md
     html = (out / "report.html").read_text()
     assert "<strong>6 ± 1.4</strong>" in html and 'src="fig_s1_spectra.png"' in html
@@ -422,3 +462,169 @@ def test_axes_are_what_hydra_recorded(tmp_path):
         ("norm@d_norm", "d_norm.name"),
         ("seed", "seed"),
     ]
+
+
+# -------------------------------------------------------------------------------- figures
+
+
+def test_feature_space_names_the_extractor():
+    from gansn.report.aggregate import feature_space
+
+    raw2 = {"features": "raw", "extractors": {"raw": {"name": "raw", "dim": 2}}}
+    raw_img = {"features": "raw", "extractors": {"raw": {"name": "raw", "dim": 3072}}}
+    assert feature_space("metrics/fid", [{"features": "classifier"}]) == "classifier features"
+    assert feature_space("metrics/kid", [{"features": "inception"}]) == "Inception features"
+    assert feature_space("metrics/fid", [raw2, None]) == "raw 2-D points"
+    assert feature_space("metrics/precision", [raw_img]) == "raw pixels"
+    # the same metric on a second extractor carries it in its tag
+    assert feature_space("metrics/fid_inception", [raw_img]) == "Inception features"
+    # mode counts are measured in no feature space; no protocol, no claim
+    assert feature_space("modes/covered", [raw2]) is None
+    assert feature_space("metrics/fid", [None]) is None
+    mixed = feature_space("metrics/fid", [{"features": "classifier"}, {"features": "inception"}])
+    assert mixed == "features differ: Inception features, classifier features"
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the report saves, by file name (captured, not written)."""
+    pytest.importorskip("matplotlib")
+    from gansn.report import plots
+
+    saved: dict[str, object] = {}
+
+    def keep(fig, path, suptitle=None):
+        if suptitle:
+            fig.suptitle(suptitle)
+        saved[Path(path).name] = fig
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return saved
+
+
+def test_curve_axis_names_the_feature_space_and_legend_is_outside(sweep, figures, tmp_path):
+    from gansn.report import plots
+
+    (setting,) = _study(sweep).settings
+    caption = plots.curves_figure(setting, tmp_path / "fid.png", tag="metrics/fid")
+    assert caption is not None and caption.startswith("FID (raw 2-D points) vs generator step")
+    fig = figures["fid.png"]
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "FID (raw 2-D points)"
+    assert ax.get_legend() is None and len(fig.legends) == 1  # a figure legend, not in the axes
+    fig.draw_without_rendering()  # run the constrained layout, as savefig does
+    legend_box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    axes_box = ax.get_window_extent(fig.canvas.get_renderer())
+    assert legend_box.x0 >= axes_box.x1  # right of the data, never over it
+
+
+def test_few_evaluations_are_drawn_as_points(sweep, figures, tmp_path):
+    from gansn.report import plots
+
+    (setting,) = _study(sweep).settings  # every run evaluated twice (steps 10 and 20)
+    caption = plots.curves_figure(setting, tmp_path / "fid.png", tag="metrics/fid")
+    assert caption is not None and "drawn as points" in caption
+    ax = figures["fid.png"].axes[0]
+    data = [c.lines[0] for c in ax.containers]  # errorbar: (data line, caps, bars)
+    assert len(data) == 2  # one per norm with data
+    assert all(ln.get_marker() == "o" and ln.get_linewidth() < 1 for ln in data)
+    assert not ax.collections or all(type(c).__name__ == "LineCollection" for c in ax.collections)
+
+
+def test_uninformative_curve_is_not_drawn(sweep, figures, tmp_path):
+    from gansn.report import plots
+
+    (setting,) = _study(sweep).settings
+    with pytest.raises(plots.NoInformation, match="every run logged 8 at every step"):
+        plots.curves_figure(setting, tmp_path / "modes.png", tag="modes/covered")
+    assert not figures
+
+
+def test_spectra_omit_the_rank_one_layer(sweep, figures, tmp_path):
+    import numpy as np
+
+    from gansn.report import plots
+
+    panels, dropped = plots.spectra_panels(
+        {
+            "a": [("l1", np.array([1.0, 0.5])), ("l2", np.array([1.0]))],
+            "b": [("l1", np.array([1.0, 0.2])), ("l2", np.array([1.0]))],
+        }
+    )
+    assert dropped == ["layer 2: l2"] and list(panels["a"]) == ["layer 1: l1"]
+
+    (setting,) = _study(sweep).settings  # MLP D: 2 -> 16 -> 16 -> 1, the last is rank 1
+    caption = plots.spectra_figure(setting, tmp_path / "spectra.png")
+    assert "Not drawn: layer 3" in caption
+    fig = figures["spectra.png"]
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+
+
+def test_points_share_a_view_that_one_diverged_norm_cannot_move():
+    import numpy as np
+
+    from gansn.report.plots import points_view, to_frame
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(500, 2))
+    good = rng.normal(size=(500, 2))
+    far = good + np.array([1e4, -1e4])
+    lo, hi = points_view([good], real)
+    lo2, hi2 = points_view([good, far], real)
+    assert np.allclose(lo, lo2) and np.allclose(hi, hi2)
+    assert np.all(hi - lo < 20)  # the real data's extent plus a margin
+    # without real data: per-norm quantiles, median over norms
+    lo3, hi3 = points_view([good, good + 0.1, far], None)
+    assert np.all(hi3 - lo3 < 20)
+    # points outside land on the frame, in their own direction from the center
+    mid = (lo + hi) / 2
+    edge = to_frame(mid + np.array([[100.0, 0.0], [50.0, 50.0], [0.0, -1e6]]), lo, hi)
+    assert np.allclose(edge[0], [hi[0], mid[1]]) and np.allclose(edge[2], [mid[0], lo[1]])
+    assert np.all((edge >= lo - 1e-9) & (edge <= hi + 1e-9))
+
+
+def test_points_figure_counts_points_outside_and_has_no_empty_panel(
+    sweep, figures, tmp_path, monkeypatch
+):
+    from gansn.report import plots
+
+    real_sample = plots.sample
+    calls: list[int] = []
+
+    def diverging(G, n, seed=0):
+        calls.append(1)
+        x = real_sample(G, n, seed=seed)
+        return x + 1e3 if len(calls) == 2 else x.clamp(-0.5, 0.5)  # the 2nd norm flies off
+
+    monkeypatch.setattr(plots, "sample", diverging)
+    (setting,) = _study(sweep).settings
+    assert plots.points_figure(setting, tmp_path / "points.png", n=100) is not None
+    fig = figures["points.png"]
+    assert len(fig.axes) == 2  # two norms with 2-D checkpoints, no filler axes
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "spectral"
+    assert titles[1].startswith("none\n100 of 100 outside")
+    # the diverged norm did not stretch the shared view, which the real ring8 data sets
+    assert fig.axes[0].get_xlim() == fig.axes[1].get_xlim()
+    assert fig.axes[1].get_xlim()[1] < 10
+
+
+def test_sample_grids_are_enlarged_to_readable_tiles(tmp_path):
+    import numpy as np
+    import torch
+
+    from gansn.report.plots import MIN_TILE_PX, _readable, grid_tiles
+    from gansn.sampling import render_points, to_grid
+
+    grid = to_grid(torch.rand(64, 1, 28, 28) * 2 - 1, nrow=8)
+    img = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert grid_tiles(img, 64, 8) == (8, 8, 28, 28)
+    density = (render_points(torch.randn(500, 2)).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    assert grid_tiles(density, 2000, 8) is None
+
+    run = SimpleNamespace(flat={"grid.n": 64, "grid.nrow": 8})
+    big, what = _readable(img, run)  # type: ignore[arg-type]
+    scale = big.shape[0] // img[: 2 + 4 * 30].shape[0]
+    assert 28 * scale >= MIN_TILE_PX and big.shape[:2] == (scale * (2 + 4 * 30),) * 2
+    assert "first 16 of 64 tiles" in what and "nearest neighbour" in what

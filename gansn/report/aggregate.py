@@ -8,13 +8,15 @@ every other axis (dataset, optimizer setting, lr, loss, ...) makes a separate ta
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from gansn.metrics.core import Direction, metric_tags, tag_info
+from gansn.metrics.core import METRICS, Direction, metric_tags, tag_info
+from gansn.metrics.features import FEATURES
 from gansn.report.collect import Axis, Run, canon
 from gansn.report.render import format_value
 
@@ -28,10 +30,59 @@ LIP_LOWER = (
 )
 
 
+# Significant digits of a mean as the tables show it; ties are judged at this precision too.
+MEAN_DIGITS = 4
+
+
 def label(tag: str) -> str:
     """The registered label of a metric tag (``FID``); the report plots one other tag."""
     info = tag_info(tag)
     return info.label if info is not None else {"loss/d": "D loss"}.get(tag, tag)
+
+
+def feature_tags() -> set[str]:
+    """Tags of the registered metrics that are computed in a feature space: those whose
+    function takes ``features`` (FID, KID, PRDC, ...); mode counts and the IS do not."""
+    return {
+        tag
+        for _, fn in METRICS.entries()
+        if "features" in inspect.signature(fn).parameters
+        for tag in getattr(fn, "tags", {})
+    }
+
+
+def _space_name(name: str, protocol: Mapping[str, Any]) -> str:
+    """``classifier`` -> ``classifier features``; raw features say what they are."""
+    if name == "raw":
+        dim = (protocol.get("extractors") or {}).get("raw", {}).get("dim")
+        return "raw 2-D points" if dim == 2 else "raw pixels" if dim else "raw features"
+    return {"inception": "Inception features"}.get(name, f"{name} features")
+
+
+def feature_space(tag: str, protocols: Iterable[Mapping[str, Any] | None]) -> str | None:
+    """The feature space ``tag`` was measured in, as the runs' protocols recorded it
+    (``classifier features``, ``Inception features``, ``raw 2-D points``); None for a tag
+    measured in no feature space, or when no run recorded a protocol.
+
+    A FID of classifier features and one of Inception features are different numbers, so a
+    reader must see which one a column or an axis holds.
+    """
+    tags = feature_tags()
+    base, _, suffix = tag.rpartition("_")
+    if tag not in tags and not (base in tags and suffix in FEATURES):
+        return None
+    # ``metrics/fid_inception``: the same metric run on a second extractor (metrics.core)
+    names = [(suffix if tag not in tags else p.get("features"), p) for p in protocols if p]
+    spaces = {_space_name(name, p) for name, p in names if name}
+    if len(spaces) > 1:
+        return "features differ: " + ", ".join(sorted(spaces))
+    return spaces.pop() if spaces else None
+
+
+def axis_label(tag: str, runs: Iterable[Run]) -> str:
+    """``FID (classifier features)``; the plain label for a tag with no feature space."""
+    space = feature_space(tag, (r.protocol for r in runs))
+    return f"{label(tag)} ({space})" if space else label(tag)
 
 
 @dataclass(frozen=True)
@@ -57,15 +108,19 @@ def aggregate(values: Iterable[float | None]) -> Stat | None:
 
 
 def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[str]:
-    """Keys whose mean is best under ``how``; ties all win. Empty with < 2 candidates.
+    """The one key whose mean is strictly best under ``how``, or no key at all.
 
-    Bolding the only row that has a number would claim a comparison that was not made.
+    Empty on a tie for best, when every row has the same mean (a column of zeros) and with
+    fewer than 2 candidates: bold on a tie or on the only row with a number would claim a
+    difference, or a comparison, that the numbers do not show.  Means are compared as the
+    table shows them (``MEAN_DIGITS``): two rows that read the same are a tie.
     """
-    have = {k: s.mean for k, s in stats.items() if s is not None}
-    if how is None or len(have) < 2:
+    shown = {k: float(f"{s.mean:.{MEAN_DIGITS}g}") for k, s in stats.items() if s is not None}
+    if how is None or len(shown) < 2:
         return set()
-    target = min(have.values()) if how == "min" else max(have.values())
-    return {k for k, m in have.items() if math.isclose(m, target, rel_tol=1e-9, abs_tol=1e-12)}
+    target = min(shown.values()) if how == "min" else max(shown.values())
+    best = {k for k, m in shown.items() if m == target}
+    return best if len(best) == 1 else set()
 
 
 @dataclass(frozen=True)
@@ -77,6 +132,12 @@ class Column:
     tag: str
     kind: Literal["final", "best", "lip_upper", "lip_lower"]
     direction: Direction | None
+    space: str | None = None  # the feature space, from the runs' protocols (feature_space)
+
+    @property
+    def header(self) -> str:
+        """``FID (final), classifier features``: the label and the space it was measured in."""
+        return f"{self.label}, {self.space}" if self.space else self.label
 
     def value(self, run: Run) -> float | None:
         """One run's number: its last value, or its best over steps."""
@@ -119,7 +180,8 @@ def format_stat(s: Stat | None) -> str:
     """``12.34 ± 0.56`` (4 significant digits for the mean, 2 for the std); ``—`` if none."""
     if s is None:
         return "—"
-    return f"{s.mean:.4g}" if s.std is None else f"{s.mean:.4g} ± {s.std:.2g}"
+    mean = f"{s.mean:.{MEAN_DIGITS}g}"
+    return mean if s.std is None else f"{mean} ± {s.std:.2g}"
 
 
 def format_values(values: Mapping[str, Any]) -> str:
@@ -248,7 +310,12 @@ def build_study(runs: Sequence[Run], axes: Sequence[Axis]) -> Study:
     for setting in settings.values():
         for row in setting.rows:
             row.stats = {c.id: aggregate(c.value(r) for r in row.used) for c in cols}
-        setting.columns = [c for c in cols if any(row.stats[c.id] for row in setting.rows)]
+        protocols = [r.protocol for row in setting.rows for r in row.used]
+        setting.columns = [
+            replace(c, space=feature_space(c.tag, protocols))
+            for c in cols
+            if any(row.stats[c.id] for row in setting.rows)
+        ]
         setting.best = {
             c.id: best_keys({row.label: row.stats[c.id] for row in setting.rows}, c.direction)
             for c in setting.columns

@@ -38,8 +38,11 @@ _PROTOCOL_NOISE = ("seconds", "seed", "cache", "cache_file")
 _LEGEND = (
     "Mean ± std over seeds (sample std, ddof=1; no ± for one seed); n = seeds used, excl. = "
     "failed or metric-less runs left out. final = last logged value, best = best logged value "
-    "over training. Bold = best per column (lower is better for FID, KID and KL; higher for "
-    "the rest; ties all bold); Lipschitz bounds are not ranked."
+    "over training. Bold = the one row whose mean, as shown, is better than every other row's "
+    "(lower is better for FID, KID and KL; higher for the rest); no bold on a tie for best or "
+    "where every row has the same mean; Lipschitz bounds are not ranked. A metric computed in "
+    "a feature space names it in its header (FID of classifier features and FID of Inception "
+    "features are different numbers)."
 )
 
 
@@ -97,6 +100,8 @@ def _figures(
         path = out / f"fig_{setting.id}_{stem}.png"
         try:
             caption, why = draw(setting, path), "no data logged for it"
+        except plotting.NoInformation as err:  # nothing a reader could learn from it
+            caption, why = None, str(err)
         except Exception as err:  # one broken figure must not cost the whole report
             log.warning("figure %s for %s failed: %s", stem, setting.label, err)
             caption, why = None, str(err)
@@ -142,7 +147,7 @@ def _setting_section(doc: Document, setting: Setting, many: bool) -> None:
             for c in setting.columns
         ]
         rows.append([row.label, n, ", ".join(map(format_value, row.seeds)), *stats])
-    doc.table(["Norm", "n", "Seeds", *(c.label for c in setting.columns)], rows)
+    doc.table(["Norm", "n", "Seeds", *(c.header for c in setting.columns)], rows)
     doc.para(_LEGEND)
     proto = _protocol_text(setting)
     if proto:

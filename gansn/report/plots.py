@@ -1,30 +1,54 @@
 """The report's figures: one function per figure, from a setting to a PNG and its caption.
 
 Each ``*_figure(setting, path)`` draws one figure and returns its caption, or None when the
-setting has nothing to draw it from.  :func:`require_matplotlib` turns a missing matplotlib
-into one actionable message.
+setting has nothing to draw it from; it raises :class:`NoInformation` when there is data but
+a figure of it would tell the reader nothing (every value the same).  :func:`require_matplotlib`
+turns a missing matplotlib into one actionable message.
+
+What a careful reader is owed, and every figure keeps: legends outside the data, axes that
+name the feature space a metric was measured in, no empty or uninformative panels, a few
+evaluations drawn as points rather than as a trend, and views that one far-off run cannot
+squash.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from gansn.checkpoint import load_models
 from gansn.data import build_dataset
 from gansn.lipschitz import plot_singular_value_spectra, singular_value_spectra
-from gansn.report.aggregate import LIP_UPPER, Setting, label, run_series
+from gansn.report.aggregate import LIP_UPPER, Setting, axis_label, label, run_series
 from gansn.report.collect import Run
 from gansn.sampling import sample
+
+# A norm with fewer evaluations than this is drawn as points: two joined points read as a trend.
+FEW_POINTS = 5
+# Sample tiles are enlarged (nearest neighbour) to at least this many pixels a side.
+MIN_TILE_PX = 96
+# Tiles per side shown of each norm's grid: 16 readable samples beat 64 thumbnails.
+TILES_PER_SIDE = 4
+# Figures are laid out for a page this wide (the HTML report's column is 1200 px).
+PAGE_PX = 1200
+# Margin around the real data in the point-cloud view, as a fraction of its extent.
+VIEW_MARGIN = 0.25
 
 
 class ReportDependencyError(ImportError):
     """An optional dependency of the report is not installed."""
+
+
+class NoInformation(Exception):
+    """A figure would carry no information; the message says why (the report lists it)."""
 
 
 def require_matplotlib() -> Any:
@@ -48,18 +72,32 @@ def _color(i: int) -> Any:
 
 
 def _save(fig: Any, path: Path, suptitle: str | None = None) -> None:
+    """Write ``fig`` at 100 dpi and close it (figures use constrained layout or exact
+    pixel placement, so no tight_layout here)."""
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     require_matplotlib().close(fig)
 
 
+def _line_axes() -> tuple[Any, Any]:
+    """One value-vs-step axes, with room on the right for a legend outside the data."""
+    fig = require_matplotlib().figure(figsize=(7.5, 4), layout="constrained")
+    return fig, fig.add_subplot()
+
+
 def _save_lines(
-    fig: Any, path: Path, ylabel: str, title: str, *, log_y: bool, **legend: Any
+    fig: Any,
+    ax: Any,
+    path: Path,
+    ylabel: str,
+    title: str,
+    *,
+    log_y: bool,
+    handles: list[Any] | None = None,
 ) -> bool:
-    """Label a value-vs-step plot and save it; False, writing nothing, if no line was drawn."""
-    ax = fig.axes[0]
+    """Label a value-vs-step plot, put its legend outside the axes and save it; False,
+    writing nothing, if no line was drawn."""
     if not ax.lines:
         require_matplotlib().close(fig)
         return False
@@ -70,15 +108,12 @@ def _save_lines(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(**legend)
+    if handles is None:
+        handles, _ = ax.get_legend_handles_labels()
+    # Right of the axes: inside, a legend hides whichever curve happens to run under it.
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     _save(fig, path)
     return True
-
-
-def _panels(n: int, height: float) -> tuple[Any, Any]:
-    """A figure of ``n`` panels side by side, and their axes."""
-    fig, axes = require_matplotlib().subplots(1, n, figsize=(3 * n, height), squeeze=False)
-    return fig, axes[0]
 
 
 def _by_step(series: Iterable[list[tuple[int, float]]]) -> dict[int, list[float]]:
@@ -88,6 +123,15 @@ def _by_step(series: Iterable[list[tuple[int, float]]]) -> dict[int, list[float]
     for step, v in (sv for s in series for sv in s):
         out.setdefault(step, []).append(v)
     return dict(sorted(out.items()))
+
+
+def _dodge(steps: list[int], k: int, n: int, all_steps: Iterable[int]) -> list[float]:
+    """``steps`` nudged sideways for the ``k``-th of ``n`` norms drawn as points, so equal
+    values at one step do not hide each other: within ±10 % of the smallest step gap."""
+    distinct = sorted(set(all_steps))
+    gap = min((b - a for a, b in itertools.pairwise(distinct)), default=1)
+    shift = 0.0 if n < 2 else (k / (n - 1) - 0.5) * 0.2 * gap
+    return [s + shift for s in steps]
 
 
 def pick_runs(setting: Setting, ok: Callable[[Run], bool]) -> tuple[Any, list[tuple[str, Run]]]:
@@ -107,31 +151,74 @@ def _seed_text(seed: Any) -> str:
 
 
 def curves_figure(setting: Setting, path: Path, tag: str) -> str | None:
-    """``tag`` vs generator step, one line per norm (mean over seeds, min-max shaded)."""
-    fig, ax = require_matplotlib().subplots(figsize=(6, 4))
+    """``tag`` vs generator step, one line per norm (mean over seeds, min-max shaded); a
+    norm with fewer than ``FEW_POINTS`` evaluations is drawn as points with min-max bars."""
+    used = [r for row in setting.rows for r in row.used]
+    drawn = []
     for i, row in enumerate(setting.rows):
         series = [s for s in (r.series.get(tag, []) for r in row.used) if s]
-        values = _by_step(series)
-        if not values:
-            continue
-        steps, mean = list(values), [statistics.fmean(v) for v in values.values()]
-        marker = "o" if len(steps) < 12 else None
-        label_n = f"{row.label} (n={len(series)})"
-        ax.plot(steps, mean, color=_color(i), marker=marker, ms=3, label=label_n)
-        if len(series) > 1:
-            lo, hi = [min(v) for v in values.values()], [max(v) for v in values.values()]
-            ax.fill_between(steps, lo, hi, color=_color(i), alpha=0.2, lw=0)
-    title = f"{label(tag)} vs step — mean over seeds, min–max shaded"
-    if not _save_lines(fig, path, label(tag), title, log_y=False, fontsize=8):
+        if values := _by_step(series):
+            drawn.append((i, row.label, len(series), values))
+    if not drawn:
         return None
-    how = "mean over seeds; shaded: min–max over seeds"
-    return f"{label(tag)} vs generator step per normalization ({how})."
+    distinct = {v for *_, values in drawn for vs in values.values() for v in vs}
+    if len(distinct) == 1:
+        # A flat line per norm at one shared value: the table already says all there is.
+        raise NoInformation(f"every run logged {distinct.pop():g} at every step")
+
+    fig, ax = _line_axes()
+    few = [i for i, *_, values in drawn if len(values) < FEW_POINTS]
+    all_steps = [s for i, *_, values in drawn if i in few for s in values]
+    for i, name, n, values in drawn:
+        steps, mean = list(values), [statistics.fmean(v) for v in values.values()]
+        lo, hi = [min(v) for v in values.values()], [max(v) for v in values.values()]
+        text = f"{name} (n={n})"
+        if len(steps) < FEW_POINTS:
+            xs = _dodge(steps, few.index(i), len(few), all_steps)
+            bars = [[m - a for m, a in zip(mean, lo)], [b - m for m, b in zip(mean, hi)]]
+            ax.errorbar(
+                xs,
+                mean,
+                yerr=bars if n > 1 else None,
+                fmt="o-",
+                ms=6,
+                lw=0.7,
+                capsize=3,
+                color=_color(i),
+                label=text,
+            )
+        else:
+            ax.plot(steps, mean, color=_color(i), lw=1.5, label=text)
+            if n > 1:
+                ax.fill_between(steps, lo, hi, color=_color(i), alpha=0.2, lw=0)
+    ylabel = axis_label(tag, used)
+    # Name only the spread that is drawn: one seed per norm has no min-max to show.
+    spread = any(n > 1 for _, _, n, _ in drawn)
+    kinds = [k for k, on in (("shaded", len(few) < len(drawn)), ("bars", few)) if on]
+    title = f"{label(tag)} vs step — " + (
+        f"mean over seeds, min–max {' / '.join(kinds)}" if spread else "one run per norm"
+    )
+    if not _save_lines(fig, ax, path, ylabel, title, log_y=False):
+        return None
+    how = "mean over seeds" if spread else "one run per norm"
+    if spread and "shaded" in kinds:
+        how += "; shaded: min–max over seeds"
+    if few:
+        how += (
+            f"; a norm with fewer than {FEW_POINTS} evaluations is drawn as points"
+            + (" with min–max bars" if spread else "")
+            + ", nudged sideways so equal values stay visible"
+        )
+    return f"{ylabel} vs generator step per normalization ({how})."
 
 
 def lipschitz_figure(setting: Setting, path: Path) -> str | None:
     """The Lipschitz bracket per norm: operator-norm upper bound (solid) and the max of the
     empirical lower bounds (dashed), mean over seeds, log y."""
-    fig, ax = require_matplotlib().subplots(figsize=(6, 4))
+    fig, ax = _line_axes()  # first: a missing matplotlib gets its install message
+    from matplotlib.lines import Line2D
+
+    handles, few = [], False
     for i, row in enumerate(setting.rows):
         bounds = {}
         for tag, style, what in ((LIP_UPPER, "-", "upper"), ("lipschitz/lower", "--", "lower")):
@@ -141,20 +228,62 @@ def lipschitz_figure(setting: Setting, path: Path) -> str | None:
             bounds[what] = {s: m for s, m in means.items() if m > 0}
             if bounds[what]:
                 xs, ys = list(bounds[what]), list(bounds[what].values())
-                ax.plot(xs, ys, style, color=_color(i), label=f"{row.label} {what}")
+                # Few measurements: points, so two of them do not read as a trend.
+                points = len(xs) < FEW_POINTS
+                few |= points
+                marker = ("o" if what == "upper" else "s") if points else None
+                lw = 0.7 if points else 1.5
+                ax.plot(xs, ys, style, color=_color(i), marker=marker, ms=5, lw=lw)
         up, lo = bounds["upper"], bounds["lower"]
+        if up or lo:
+            handles.append(Line2D([], [], color=_color(i), lw=2, label=row.label))
         shared = [s for s in up if s in lo]
         if shared:
             lows, ups = [lo[s] for s in shared], [up[s] for s in shared]
             ax.fill_between(shared, lows, ups, color=_color(i), alpha=0.1, lw=0)
+    # One legend entry per norm (its colour) and one per bound (its line style): 2 + norms
+    # entries instead of 2 x norms.
+    handles += [
+        Line2D([], [], color="black", ls="-", label="upper: operator norms"),
+        Line2D([], [], color="black", ls="--", label="lower: max grad / FD"),
+    ]
     title = "Lipschitz bracket: operator-norm upper (solid), empirical lower (dashed)"
-    if not _save_lines(fig, path, "Lipschitz constant of D", title, log_y=True, fontsize=7, ncol=2):
+    ylabel = "Lipschitz constant of D"
+    if not _save_lines(fig, ax, path, ylabel, title, log_y=True, handles=handles):
         return None
     return (
         "Lipschitz constant of D: product of layer operator norms (upper bound, solid) and the "
         "largest empirical lower bound — max input-gradient norm or finite-difference ratio "
-        "(dashed); mean over seeds, log scale."
+        "(dashed); mean over seeds, log scale"
+        + (f"; fewer than {FEW_POINTS} measurements are drawn as points" if few else "")
+        + "."
     )
+
+
+def spectra_panels(
+    spectra: dict[str, list[tuple[str, np.ndarray]]],
+) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """``{norm: [(layer name, singular values), ...]}`` -> the panels to draw,
+    ``{norm: {panel title: values}}`` with layers matched by position, and the titles of
+    the layers left out because they carry no information.
+
+    A layer with one singular value (D's last linear, one output) has σ_1/σ_1 = 1 under
+    every norm: its panel would be a single point at 1.
+    """
+    # Layers are matched by position, not name: a feature norm after a layer shifts the
+    # indices inside nn.Sequential, so the same layer has different names under different norms.
+    panels: dict[str, dict[str, np.ndarray]] = {lb: {} for lb in spectra}
+    dropped = []
+    for i in range(max(map(len, spectra.values()), default=0)):
+        names = {layers[i][0] for layers in spectra.values() if i < len(layers)}
+        title = f"layer {i + 1}" + (f": {names.pop()[-24:]}" if len(names) == 1 else "")
+        here = {lb: np.asarray(layers[i][1]) for lb, layers in spectra.items() if i < len(layers)}
+        if all(v.size <= 1 for v in here.values()):
+            dropped.append(title)
+            continue
+        for lb, values in here.items():
+            panels[lb][title] = values
+    return panels, dropped
 
 
 def spectra_figure(setting: Setting, path: Path) -> str:
@@ -163,69 +292,220 @@ def spectra_figure(setting: Setting, path: Path) -> str:
     spectra = {
         lb: list(singular_value_spectra(load_models(r.checkpoint)[1]).items()) for lb, r in picked
     }
-    # Layers are matched by position, not name: a feature norm after a layer shifts the
-    # indices inside nn.Sequential, so the same layer has different names under different norms.
-    by_position: dict[str, dict[str, np.ndarray]] = {lb: {} for lb in spectra}
-    for i in range(max(map(len, spectra.values()))):
-        names = {layers[i][0] for layers in spectra.values() if i < len(layers)}
-        title = f"layer {i + 1}" + (f": {names.pop()[-24:]}" if len(names) == 1 else "")
-        for lb, layers in spectra.items():
-            if i < len(layers):
-                by_position[lb][title] = layers[i][1]
+    panels, dropped = spectra_panels(spectra)
+    if not any(panels.values()):
+        raise NoInformation("every layer of D has a single singular value")
     title = "Singular values of D's layers at the end of training"
-    plot_singular_value_spectra(by_position, path, title=title)
+    fig = plot_singular_value_spectra(panels, None, title=title)
+    # The plotting helper puts its legend in the first panel, over the data: move it outside.
+    first = fig.axes[0]
+    if first.get_legend() is not None:
+        first.get_legend().remove()
+    handles, _ = first.get_legend_handles_labels()
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
+    _save(fig, path)
+    left_out = (
+        f" Not drawn: {', '.join(dropped)} (one singular value, so σ_1/σ_1 = 1 under every norm)."
+        if dropped
+        else ""
+    )
     return (
         "Singular values σ_i/σ_max of each layer's effective weight of D at the end of "
         f"training ({_seed_text(seed)}); layers matched by position (cf. SNGAN, figure 2)."
+        + left_out
     )
+
+
+def _real_points(run: Run, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Up to ``n`` real training points of the run's dataset (None if it cannot give them)
+    and its true mode centers (None if it has none)."""
+    ds = build_dataset(run.config["dataset"])
+    centers = getattr(ds, "centers", None)
+    centers = None if centers is None else np.asarray(centers, dtype=float)
+    if not hasattr(ds, "get_batch") or not len(ds):
+        return None, centers
+    x = ds.get_batch(torch.arange(min(n, len(ds))))[0]
+    return x.reshape(len(x), -1).double().numpy(), centers
+
+
+def points_view(
+    points: Iterable[np.ndarray], real: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(lo, hi)`` corners of one square view for every panel: the real data's extent
+    plus a margin, so a norm whose samples flew off cannot squash the others' panels.
+
+    Without real data, each norm's 1-99 % quantiles and their median across norms: a
+    diverged norm moves the median no further than the runs next to it.
+    """
+    if real is not None and len(real):
+        lo, hi = real.min(axis=0), real.max(axis=0)
+    else:
+        q = np.stack([np.percentile(p, [1, 99], axis=0) for p in points])
+        lo, hi = np.median(q[:, 0], axis=0), np.median(q[:, 1], axis=0)
+    half = float((hi - lo).max()) / 2 * (1 + 2 * VIEW_MARGIN)
+    half = half if half > 0 else 1.0  # data at one point still gets a view
+    mid = (lo + hi) / 2
+    return mid - half, mid + half
+
+
+def to_frame(points: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(N, 2) points outside the box ``lo``-``hi`` -> where the ray from the box's center
+    to each leaves the box (per-axis clipping would pile every far point into a corner)."""
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    d = points - mid
+    # the largest t in (0, 1] with mid + t * d inside the box, per point
+    t = np.min(np.where(d != 0, half / np.maximum(np.abs(d), 1e-300), np.inf), axis=1)
+    return mid + d * np.minimum(t, 1.0)[:, None]
+
+
+def _grid(n: int, height: float, width: float = 3.2, max_cols: int = 4) -> tuple[Any, list[Any]]:
+    """``n`` panels, at most ``max_cols`` a row, and only those: no empty axes at the end."""
+    cols = min(n, max_cols)
+    rows = math.ceil(n / cols)
+    plt = require_matplotlib()
+    # at least 4.5 in wide: one panel must still have room for the figure's title
+    fig = plt.figure(figsize=(max(width * cols, 4.5), height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
 
 
 def points_figure(setting: Setting, path: Path, n: int = 2000) -> str | None:
-    """Generated 2-D points (one panel per norm) over the true mode centers."""
+    """Generated 2-D points (one panel per norm) over the true mode centers, all panels on
+    one view from the real data; points outside it are drawn on the frame as triangles."""
     seed, picked = pick_runs(setting, lambda r: r.checkpoint is not None)
-    points, centers = {}, None
+    points: dict[str, np.ndarray] = {}
+    real = centers = None
     for lb, run in picked:
         G, _, spec = load_models(run.checkpoint)
         if tuple(spec.shape) == (2,):
-            points[lb] = sample(G, n, seed=0).reshape(n, -1).numpy()
-            if centers is None:
-                centers = getattr(build_dataset(run.config["dataset"]), "centers", None)
+            points[lb] = sample(G, n, seed=0).reshape(n, -1).double().numpy()
+            if real is None and centers is None:
+                real, centers = _real_points(run, 5000)
     if not points:
         return None
-    fig, axes = _panels(len(points), 3.2)
-    # Clip the view to the bulk so one far-flung sample does not shrink every panel, but
-    # always show every true mode: a collapsed G must not hide the modes it missed.
-    lo, hi = np.percentile(np.concatenate(list(points.values())), [0.5, 99.5], axis=0)
-    if centers is not None:
-        centers = np.asarray(centers, dtype=float)
-        lo, hi = np.minimum(lo, centers.min(axis=0)), np.maximum(hi, centers.max(axis=0))
-    pad = 0.1 * (hi - lo) + 0.5
+    lo, hi = points_view(points.values(), real if real is not None else centers)
+    fig, axes = _grid(len(points), 3.8)
+    n_out_total = 0
     for j, (ax, (lb, pts)) in enumerate(zip(axes, points.items())):
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, color=_color(j))
+        inside = np.all((pts >= lo) & (pts <= hi), axis=1)
+        n_out = int((~inside).sum())
+        n_out_total += n_out
+        if real is not None:
+            ax.scatter(real[:, 0], real[:, 1], s=1, color="0.75", lw=0)
         if centers is not None:
-            ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="x", color="black", lw=1.5)
-        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+            # Under the samples: a mode marker must not hide the samples piled on it, and an
+            # uncovered mode still shows.
+            ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="x", color="black", lw=1.2)
+        ax.scatter(pts[inside, 0], pts[inside, 1], s=3, alpha=0.4, color=_color(j))
+        if n_out:
+            # Drawn on the frame, hollow, where the line from the view's center to each
+            # point leaves the view: far-off points stay visible, and in their direction,
+            # without moving the view.
+            edge = to_frame(pts[~inside], lo, hi)
+            ax.scatter(
+                edge[:, 0],
+                edge[:, 1],
+                marker="^",
+                s=30,
+                facecolors="none",
+                edgecolors=_color(j),
+                lw=1.0,
+                clip_on=False,
+                zorder=3,
+            )
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
         ax.set_aspect("equal")
-        ax.set_title(lb, fontsize=9)
+        if n_out:
+            mx, my = np.median(pts[~inside], axis=0)
+            outside = f"\n{n_out} of {n} outside (△), median ({mx:.3g}, {my:.3g})"
+        else:
+            outside = ""
+        ax.set_title(lb + outside, fontsize=9)
         ax.tick_params(labelsize=7)
-    _save(fig, path, "Generated points (dots) over the true modes (×)")
+    marks = "Generated (dots), real data (grey), modes (×)"
+    if n_out_total:
+        marks += "\n△ on the frame: generated, outside the view"
+    _save(fig, path, marks)
     return (
-        f"{n} generated points from seeded noise over the true mode centers ({_seed_text(seed)})."
+        f"{n} generated points from seeded noise over the true mode centers ({_seed_text(seed)}). "
+        "Every panel shows the same view: the real data's extent plus a "
+        f"{VIEW_MARGIN:.0%} margin; points outside it are drawn on the frame as △ and "
+        "counted in the panel's title."
     )
 
 
+def grid_tiles(
+    img: np.ndarray, n: int, nrow: int, pad: int = 2
+) -> tuple[int, int, int, int] | None:
+    """``(rows, cols, tile_h, tile_w)`` of a ``make_grid`` image of ``n`` samples,
+    ``nrow`` a row, ``pad`` white pixels between tiles; None when ``img`` is not one (the
+    density image of a 2-D run)."""
+    cols = min(nrow, n)
+    rows = math.ceil(n / max(cols, 1))
+    h, w = img.shape[:2]
+    if cols < 1 or (h - pad) % rows or (w - pad) % cols:
+        return None
+    th, tw = (h - pad) // rows - pad, (w - pad) // cols - pad
+    if th < 1 or tw < 1:
+        return None
+    ys = [r * (th + pad) + k for r in range(rows + 1) for k in range(pad)]
+    xs = [c * (tw + pad) + k for c in range(cols + 1) for k in range(pad)]
+    # make_grid pads with white: the pad lines must be all white, or this is no grid.
+    if img[ys].min() < 255 or img[:, xs].min() < 255:
+        return None
+    return rows, cols, th, tw
+
+
+def _readable(img: np.ndarray, run: Run) -> tuple[np.ndarray, str]:
+    """The first ``TILES_PER_SIDE``² tiles of a sample grid, enlarged by nearest neighbour
+    to at least ``MIN_TILE_PX`` a side, and what was done (for the caption)."""
+    flat = run.flat
+    geom = grid_tiles(img, int(flat.get("grid.n", 64)), int(flat.get("grid.nrow", 8)))
+    if geom is None:
+        scale = max(1, math.ceil(256 / max(img.shape[:2])))
+        return img.repeat(scale, 0).repeat(scale, 1), "the whole image"
+    rows, cols, th, tw = geom
+    r, c = min(rows, TILES_PER_SIDE), min(cols, TILES_PER_SIDE)
+    crop = img[: 2 + r * (th + 2), : 2 + c * (tw + 2)]
+    scale = max(1, math.ceil(MIN_TILE_PX / max(th, tw)))
+    what = f"the first {r * c} of {int(flat.get('grid.n', 64))} tiles ({th}×{tw} px)"
+    if scale > 1:
+        what += f", enlarged {scale}× (nearest neighbour)"
+    return crop.repeat(scale, 0).repeat(scale, 1), what
+
+
 def samples_figure(setting: Setting, path: Path) -> str:
-    """Side-by-side ``samples/final.png`` grids, one labelled panel per norm."""
+    """``samples/final.png`` of each norm, one labelled panel each, tiles large enough to
+    read: a few tiles enlarged by nearest neighbour, placed pixel for pixel."""
     seed, picked = pick_runs(setting, lambda r: r.final_samples is not None)
     title = "Final samples (seeds differ between norms)"
     if seed is not None:
         title = f"Final samples, fixed noise of seed {seed}"
-    fig, axes = _panels(len(picked), 3.4)
-    for ax, (lb, run) in zip(axes, picked):
+    panels, whats = [], set()
+    for lb, run in picked:
         with Image.open(run.final_samples) as im:
-            ax.imshow(np.asarray(im.convert("RGB")), interpolation="nearest")
-        ax.set_title(lb, fontsize=9)
+            img, what = _readable(np.asarray(im.convert("RGB")), run)
+        panels.append((lb, img))
+        whats.add(what)
+    # Pixel-exact layout: at 100 dpi one image pixel is one PNG pixel, so nothing is resampled.
+    pw, ph = max(p.shape[1] for _, p in panels), max(p.shape[0] for _, p in panels)
+    gap, head, label_h = 12, 30, 22
+    cols = max(1, min(len(panels), (PAGE_PX - gap) // (pw + gap)))
+    rows = math.ceil(len(panels) / cols)
+    width, height = gap + cols * (pw + gap), head + rows * (label_h + ph + gap)
+    plt = require_matplotlib()
+    fig = plt.figure(figsize=(width / 100, height / 100))
+    for k, (lb, img) in enumerate(panels):
+        r, c = divmod(k, cols)
+        left, top = gap + c * (pw + gap), head + r * (label_h + ph + gap) + label_h
+        h, w = img.shape[:2]
+        ax = fig.add_axes((left / width, 1 - (top + h) / height, w / width, h / height))
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(lb, fontsize=10)
         ax.axis("off")
-    _save(fig, path, title)
-    return f"{title}: samples/final.png of each normalization."
+    fig.text(0.5, 1 - 8 / height, title, ha="center", va="top", fontsize=11)
+    _save(fig, path)
+    return f"{title}: samples/final.png of each normalization, {'; '.join(sorted(whats))}."
