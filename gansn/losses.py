@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gansn.errors import ConfigError
-from gansn.registry import Registry
+from gansn.registry import Registry, check_options
 
 LOSSES: Registry[type[GANLoss]] = Registry("loss")
 
@@ -125,6 +125,7 @@ def build_loss(cfg: dict[str, Any] | str) -> GANLoss:
     cfg = {"name": cfg} if isinstance(cfg, str) else dict(cfg)
     name = cfg.pop("name")
     cls = LOSSES.get(name)
+    check_options(f"loss {name!r}", cls, cfg)
     try:
         return cls(**cfg)
     except TypeError as err:

@@ -16,10 +16,11 @@ on the ``gansn-train`` command line).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from gansn.errors import ConfigError, UnknownNameError
+from gansn.errors import ConfigError, UnknownNameError, close_matches
 
 T = TypeVar("T")
 
@@ -57,8 +58,11 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
+            close = close_matches(str(name), self.names())
+            # the full list always (plugin users read it as the menu), a near miss first
+            hint = f" did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r};{hint} valid names: {', '.join(self.names())}"
             ) from None
 
     def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
@@ -87,6 +91,39 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def accepted_options(fn: Callable[..., Any], given: Iterable[str] = ()) -> list[str] | None:
+    """Keyword options ``fn`` takes besides ``given`` (None: it takes ``**kwargs``)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    skip = {"self", *given}
+    return sorted(
+        n
+        for n, p in params.items()
+        if n not in skip and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+
+
+def check_options(
+    what: str, fn: Callable[..., Any], options: Mapping[str, Any], given: Iterable[str] = ()
+) -> None:
+    """Refuse an option ``fn`` does not take, naming the closest ones it does.
+
+    Called before ``fn(**options)``: a misspelled option is a config mistake that deserves
+    the valid names, not the TypeError the call would raise.
+    """
+    valid = accepted_options(fn, given)
+    if valid is None:
+        return
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        key = unknown[0]
+        close = close_matches(key, valid)
+        hint = f" did you mean {' or '.join(map(repr, close))}?" if close else ""
+        tail = f";{hint} valid options: {', '.join(valid)}" if valid else "; it takes none"
+        raise ConfigError(f"{what} has no option {key!r} (unexpected keyword){tail}")
 
 
 def split_kwargs(cfg: dict[str, Any], key: str = "name") -> tuple[str, dict[str, Any]]:

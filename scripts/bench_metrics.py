@@ -27,7 +27,9 @@ import scipy
 import scipy.linalg
 import torch
 
+from gansn.cli.args import ArgumentParser, run_script, typed
 from gansn.metrics.fid import StreamingStats, frechet_distance
+from gansn.schema import Int
 
 
 def fid_sqrtm(mu1, s1, mu2, s2, eps: float = 1e-6) -> float:
@@ -123,12 +125,12 @@ def bench_memory(d: int, sizes: list[int], batch: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--skip-inception", action="store_true")
-    p.add_argument("--images", type=int, default=64)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--images", type=typed(Int(1)), default=64)
+    p.add_argument("--batch", type=typed(Int(1)), default=16)
+    p.add_argument("--threads", type=typed(Int(0)), default=0, help="torch threads (0: default)")
+    p.add_argument("--repeats", type=typed(Int(1)), default=3)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -147,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main, "bench_metrics")

@@ -15,7 +15,6 @@ the ratio is the per-update cost of the loop a long run pays.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import tempfile
@@ -24,7 +23,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+from gansn.cli.args import ArgumentParser, run_script, typed
 from gansn.config import compose, to_plain
+from gansn.errors import did_you_mean
+from gansn.nn import NORMS
+from gansn.schema import Int
 from gansn.training import Trainer, build_trainer
 
 
@@ -83,12 +86,19 @@ def make_trainer(norm: str, log_every: int, tmp: str) -> Trainer:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=100, help="updates per timed block")
-    ap.add_argument("--pairs", type=int, default=20, help="alternating (plain, gansn) pairs")
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=typed(Int(1)), default=100, help="updates per timed block")
+    ap.add_argument(
+        "--pairs", type=typed(Int(1)), default=20, help="alternating (plain, gansn) pairs"
+    )
     ap.add_argument("--norm", default="none", help="D normalization")
-    ap.add_argument("--log-every", type=int, default=1000, help="gansn's scalar interval")
+    ap.add_argument("--log-every", type=typed(Int(1)), default=1000, help="gansn's scalar interval")
     args = ap.parse_args()
+    if args.norm not in NORMS:
+        ap.error(
+            f"argument --norm: unknown normalization {args.norm!r}"
+            f"{did_you_mean(args.norm, NORMS.names())}"
+        )
     torch.set_num_threads(1)
     print(
         f"machine: {platform.processor() or platform.machine()}, 1 torch thread, "
@@ -125,4 +135,4 @@ if __name__ == "__main__":
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    main()
+    run_script(main, "bench_pacgan")

@@ -13,7 +13,6 @@ G steps: per-layer power iterations plus gradient-norm lower bounds on 32 images
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import tempfile
@@ -22,7 +21,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+from gansn.cli.args import ArgumentParser, comma_list, run_script, typed
 from gansn.config import compose, to_plain
+from gansn.errors import did_you_mean
+from gansn.nn import NORMS
+from gansn.schema import Float, Int, Str
 from gansn.training import Trainer, build_trainer
 
 
@@ -82,18 +85,24 @@ def make_trainer(norm: str, width: float, lipschitz_every: int, tmp: str) -> Tra
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=200, help="G steps per timed block")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--width", type=float, default=0.25)
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=typed(Int(1)), default=200, help="G steps per timed block")
+    ap.add_argument("--repeats", type=typed(Int(1)), default=3)
+    ap.add_argument("--width", type=typed(Float(gt=0)), default=0.25)
     ap.add_argument(
         "--lipschitz",
-        type=int,
+        type=typed(Int(1)),
         default=200,
         help="lipschitz_every of the third column (the default interval)",
     )
-    ap.add_argument("--norms", default="none,spectral")
+    ap.add_argument("--norms", type=comma_list(Str()), default="none,spectral")
     args = ap.parse_args()
+    for norm in args.norms:
+        if norm not in NORMS:
+            ap.error(
+                f"argument --norms: unknown normalization {norm!r}"
+                f"{did_you_mean(norm, NORMS.names())}"
+            )
     print(
         f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
         f"torch threads, torch {torch.__version__}, python {platform.python_version()}"
@@ -107,7 +116,7 @@ def main() -> None:
         f"{'D norm':<10} {'plain ms/step':>14} {'gansn ms/step':>14} {'ratio':>7} "
         f"{'+lipschitz ms/step':>19} {'ratio':>7}"
     )
-    for norm in args.norms.split(","):
+    for norm in args.norms:
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             ours = make_trainer(norm, args.width, 0, a)
             tracked = make_trainer(norm, args.width, args.lipschitz, b)
@@ -128,4 +137,4 @@ if __name__ == "__main__":
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    main()
+    run_script(main, "bench_train")

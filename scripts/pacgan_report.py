@@ -19,13 +19,15 @@ figures to ``--out``:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from gansn.cli.args import ArgumentParser, comma_list, run_script
+from gansn.schema import Int, writable_dir_problem
 
 # PacGAN (Lin, Khetan, Fanti, Oh, NeurIPS 2018), Table 1, row "GAN" (no packing), 10 trials;
 # the +- is as printed (the spread of the 10 trials)
@@ -87,17 +89,23 @@ def final_samples(run: Path, n: int = 2500) -> tuple[np.ndarray, int] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="pacgan_report", description=__doc__.split("\n")[0])
     p.add_argument("root", type=Path, help="folder with <dataset>/s<seed>/ run dirs")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument(
-        "--epochs", default="10,25,50,100,200,400", help="epochs for the table (where reached)"
+        "--epochs",
+        type=comma_list(Int(1)),
+        default="10,25,50,100,200,400",
+        help="epochs for the table (where reached)",
     )
     args = p.parse_args(argv)
     if not args.root.is_dir():
-        print(f"pacgan_report: {args.root} is not a folder of runs", file=sys.stderr)
+        print(f"pacgan_report: error: {args.root} is not a folder of runs", file=sys.stderr)
         return 2
-    epochs = [int(e) for e in args.epochs.split(",")]
+    if (problem := writable_dir_problem("--out", args.out.expanduser())) is not None:
+        print(f"pacgan_report: error: {problem}", file=sys.stderr)
+        return 2
+    epochs = args.epochs
 
     from gansn.data import build_dataset
     from gansn.metrics.modes import mixture_modes
@@ -236,4 +244,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "pacgan_report")

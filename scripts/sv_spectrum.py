@@ -7,18 +7,24 @@ Each argument is a checkpoint file or run directory, optionally ``=LABEL``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 
+from gansn.cli.args import ArgumentParser, run_script, typed
 from gansn.lipschitz import plot_singular_value_spectra, singular_value_spectra
+from gansn.schema import OutFile
 
 log = logging.getLogger("sv_spectrum")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="sv_spectrum", description=__doc__.splitlines()[0])
     parser.add_argument("ckpts", nargs="+", help="checkpoint or run dir, optionally =LABEL")
-    parser.add_argument("--out", default="sv_spectrum.png", help="PNG to write")
+    parser.add_argument(
+        "--out",
+        type=typed(OutFile((".png", ".pdf", ".svg")), str),
+        default="sv_spectrum.png",
+        help="figure to write (.png, .pdf or .svg)",
+    )
     parser.add_argument("--raw", action="store_true", help="plot sigma_i, not sigma_i/sigma_1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -37,4 +43,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main, "sv_spectrum")

@@ -30,6 +30,7 @@ FLOORS = {
     "utils": 1,
     "config": 0,
     "errors": 0,
+    "schema": 0,
     "_torchvision_compat": 0,
 }
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from gansn.cli.args import parse, run_cli
 from gansn.errors import ConfigError
+from gansn.schema import Bool, Choice, Device, Dict, Int, MetricList, OutFile, Str
 
 log = logging.getLogger("gansn.eval")
 
@@ -42,6 +43,26 @@ DEFAULTS: dict[str, Any] = {
     "dataset": {},  # extra dataset options for a dataset name, e.g. {img_size: 32}
     "out": None,  # JSON file for results + protocol (default: print only)
 }
+RULES = {
+    "real": Str(),
+    "fake": Str(),
+    "metrics": MetricList(),
+    "features": Str(),
+    "num_real": Int(1, null=True),
+    "num_fake": Int(1),
+    "real_split": Choice(("train", "test")),
+    "batch_size": Int(1),
+    "device": Device(),
+    "seed": Int(0),
+    "ema": Bool(),
+    "inception_weights": Str(null=True),
+    "download": Bool(),
+    "cache_dir": Str(null=True),
+    "dataset": Dict(null=True),
+    "out": OutFile((".json",), null=True),
+}
+# the dataset={...} keys an image folder takes (as training's dataset=folder)
+FOLDER_OPTIONS = ("img_size", "channels", "interpolation")
 
 
 def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -52,6 +73,8 @@ def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> tuple[Any, dic
     the trainer uses).
     """
     path = Path(str(spec)).expanduser()
+    if path.is_dir():
+        return _folder(path, extra, strict=True), {}
     if path.exists():
         return str(path), {}
     from gansn.config import compose, to_plain
@@ -69,12 +92,29 @@ def resolve_real(spec: str, split: str, extra: dict[str, Any]) -> tuple[Any, dic
     return (train if split == "train" else test), {"dataset": train, "test_dataset": test}
 
 
-def resolve_fake(spec: str, ema: bool, device: str) -> Any:
+def _folder(path: Path, extra: dict[str, Any], strict: bool) -> Any:
+    """An image folder as a source; ``dataset={img_size: N}`` resizes it as training does.
+
+    strict: refuse ``dataset`` keys a folder does not take (for the real side; the fake
+    side shares the real dataset's options and takes only the folder ones).
+    """
+    from gansn.metrics.sources import FolderSource
+
+    unknown = sorted(set(extra) - set(FOLDER_OPTIONS))
+    if strict and unknown:
+        raise ConfigError(
+            f"dataset.{unknown[0]} does not apply to the image folder {path}; "
+            f"an image folder takes {', '.join(FOLDER_OPTIONS)}"
+        )
+    return FolderSource(path, **{k: v for k, v in extra.items() if k in FOLDER_OPTIONS})
+
+
+def resolve_fake(spec: str, ema: bool, device: str, extra: dict[str, Any] | None = None) -> Any:
     path = Path(str(spec)).expanduser()
     if path.is_file() and path.suffix == ".npz":
         return str(path)
     if path.is_dir() and not (path / "checkpoints").is_dir():
-        return str(path)  # an image folder
+        return _folder(path, dict(extra or {}), strict=False)  # an image folder
     from gansn.checkpoint import load_generator
 
     G, _ = load_generator(path, ema=ema)
@@ -83,12 +123,21 @@ def resolve_fake(spec: str, ema: bool, device: str) -> Any:
 
 def main_args(argv: list[str]) -> dict[str, Any]:
     # imported here (and above): a bad command line is refused before torch loads
-    from gansn.metrics.core import evaluate
+    from gansn.metrics.core import METRICS, evaluate
+    from gansn.metrics.features import FEATURES
+    from gansn.utils import resolve_device
 
-    a = parse(argv, DEFAULTS, USAGE)
+    a = parse(argv, DEFAULTS, USAGE, RULES)
     metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
-    real, classifier_options = resolve_real(a["real"], a["real_split"], dict(a["dataset"] or {}))
-    fake = resolve_fake(a["fake"], bool(a["ema"]), a["device"])
+    # names first: a typo must not wait for a dataset to load or a classifier to train
+    for m in metrics:
+        METRICS.get(m if isinstance(m, str) else m["name"])
+    if a["features"] != "auto":
+        FEATURES.get(a["features"])
+    resolve_device(a["device"])
+    extra = dict(a["dataset"] or {})
+    real, classifier_options = resolve_real(a["real"], a["real_split"], extra)
+    fake = resolve_fake(a["fake"], bool(a["ema"]), a["device"], extra)
     feature_options = {
         "inception": {"weights": a["inception_weights"], "download": bool(a["download"])},
         "classifier": classifier_options,

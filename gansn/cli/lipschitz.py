@@ -10,6 +10,7 @@ from typing import Any
 
 from gansn.cli.args import parse, run_cli
 from gansn.errors import ConfigError
+from gansn.schema import Bool, Choice, Int, Str
 
 USAGE = """usage: gansn-lipschitz ckpt=<checkpoint or run dir> [key=value ...]
   n_iter=200   power-iteration steps per layer
@@ -28,6 +29,15 @@ DEFAULTS: dict[str, Any] = {
     "g": False,
     "all": False,
     "seed": 0,
+}
+RULES = {
+    "ckpt": Str(),
+    "n_iter": Int(1),
+    "n": Int(0),
+    "mode": Choice(("train", "eval")),
+    "g": Bool(),
+    "all": Bool(),
+    "seed": Int(0),
 }
 
 
@@ -83,7 +93,7 @@ def report(opts: dict[str, Any]) -> str:
 
 
 def _main(argv: list[str]) -> None:
-    print(report(parse(argv, DEFAULTS, USAGE)))
+    print(report(parse(argv, DEFAULTS, USAGE, RULES)))
 
 
 def main(argv: list[str] | None = None) -> None:

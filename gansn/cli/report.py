@@ -9,16 +9,46 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from gansn.cli.args import ArgumentParser
+from gansn.errors import ConfigError
+
+
+def _folder_to_write(text: str) -> str:
+    """``--out``: a folder that can be created or written (checked before any work)."""
+    path = Path(text).expanduser()
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{probe} exists and is not a folder; give a folder")
+    return text
+
+
+def _existing_folder(text: str) -> str:
+    if not Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder (give a sweep's multirun dir)")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="gansn-report",
         description="Aggregate a normalization-study sweep (a Hydra multirun dir) into "
         "report.md, report.html, summary.json and figures.",
     )
-    p.add_argument("sweep_dir", help="the multirun dir (or any dir holding run dirs)")
-    p.add_argument("--out", default=None, help="report folder (default: <sweep_dir>/report)")
+    p.add_argument(
+        "sweep_dir",
+        type=_existing_folder,
+        help="the multirun dir (or any dir holding run dirs)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        type=_folder_to_write,
+        help="report folder (default: <sweep_dir>/report)",
+    )
     p.add_argument("--title", default=None, help="report title")
     p.add_argument(
         "--no-plots", action="store_true", help="tables only; no figures (works without matplotlib)"
@@ -39,7 +69,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status (0 ok, 2 usage or input error)."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a bad command line (2, its line printed)
+        return int(stop.code or 0)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -56,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint_figures=not args.no_checkpoints,
             embed_images=args.embed_images,
         )
-    except (FileNotFoundError, ReportDependencyError) as err:
+    except (FileNotFoundError, ReportDependencyError, ConfigError) as err:
         print(f"gansn-report: error: {err}", file=sys.stderr)
         return 2
     print(f"report: {out / 'report.md'}")

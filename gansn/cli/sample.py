@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from gansn.cli.args import parse, run_cli
+from gansn.errors import ConfigError
+from gansn.schema import Bool, Device, Int, OutFile, Str
 
 log = logging.getLogger("gansn.sample")
 
@@ -34,6 +36,20 @@ DEFAULTS = {
     "batch_size": 256,  # generator batch size
     "device": "cpu",  # cpu | cuda
 }
+RULES = {
+    "ckpt": Str(),
+    "out": OutFile((".png",), null=True),
+    "n": Int(1),
+    "nrow": Int(1),
+    "seed": Int(0),
+    "ema": Bool(),
+    "interp": OutFile((".png",), null=True),
+    "rows": Int(1),
+    "cols": Int(2),  # an interpolation has two ends
+    "npz": OutFile((".npz",), null=True),
+    "batch_size": Int(1),
+    "device": Device(),
+}
 
 
 def main_args(argv: list[str]) -> None:
@@ -47,11 +63,19 @@ def main_args(argv: list[str]) -> None:
         to_uint8_nhwc,
     )
 
-    a = parse(argv, DEFAULTS, USAGE)
+    a = parse(argv, DEFAULTS, USAGE, RULES)
     if not (a["out"] or a["interp"] or a["npz"]):
         a["out"] = "samples.png"
+        if (line := RULES["out"].problem("out", a["out"])) is not None:  # is ./ writable?
+            raise ConfigError(f"bad option: {line}")
+    outs = [a[k] for k in ("out", "interp", "npz") if a[k]]
+    if len({str(Path(p).expanduser().resolve()) for p in outs}) < len(outs):
+        raise ConfigError(f"out, interp and npz must be different files, got {', '.join(outs)}")
+    from gansn.utils import resolve_device
+
+    device = resolve_device(a["device"])  # cuda without CUDA: one line, not a traceback
     G, spec = load_generator(a["ckpt"], ema=bool(a["ema"]))
-    G = G.to(a["device"])
+    G = G.to(device)
     centers = None
     if len(spec.shape) == 1:
         centers = _centers(a["ckpt"])

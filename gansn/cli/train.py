@@ -5,6 +5,11 @@ refusal, before anything is written (invalid config, damaged checkpoint, a run t
 be shortened, a run dir another process writes); 3 the loss or the weights went NaN/Inf;
 74 (``EX_IOERR``) a write failed mid-run (disk full, ...); 128+N stopped by signal N after
 saving.  Each failure is one line on stderr.
+
+A bad command line -- an unknown key (``foo=1``, ``+foo=1``, ``dataset.nn=5``), a missing
+group option (``norm@d_norm=spectrl``), an unparsable override or a value out of range -- is
+refused by :func:`gansn.cli.overrides.check_command_line` before Hydra makes a run dir; what
+only the app can find (a resume's composition, a missing dataset) is refused inside it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from gansn.cli.overrides import check_command_line, hydra_error_line
 from gansn.config import compose, config_dir, to_plain
 from gansn.errors import ConfigError
 
@@ -42,9 +48,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
         # the run's own overrides first, today's on top: `resume=... steps=5000` extends it
         today = [o for o in overrides if not o.startswith("resume=")]
         overrides = list(saved.get("overrides", [])) + today
-        cfg = compose([*overrides, f"resume={ckpt_path}"])
+        cfg = _compose([*overrides, f"resume={ckpt_path}"])
         run_dir = ckpt_path.parent.parent
-    plain = to_plain(cfg)
+    plain = _plain(cfg, overrides)
     trainer = build_trainer(plain, run_dir, overrides=overrides, resume=plain.get("resume"))
     if trainer.done:
         # re-running a finished run (a repeated command, a re-submitted sweep) is not an
@@ -101,6 +107,27 @@ def run_summary(trainer: Any, run_dir: Path) -> str:
         )
     lines.append(f"  TensorBoard  tensorboard --logdir {run_dir}")
     return "\n".join(lines)
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    """Compose, with Hydra's and OmegaConf's errors as one-line ``ConfigError``s."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return compose(overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(hydra_error_line(err, overrides)) from None
+
+
+def _plain(cfg: DictConfig, overrides: list[str]) -> dict[str, object]:
+    """``to_plain`` with a broken interpolation (``steps=${nope}``) as a ``ConfigError``."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return to_plain(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(hydra_error_line(err, overrides)) from None
 
 
 def _write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:
@@ -183,6 +210,12 @@ def main() -> None:
 
         print(help_text())
         return
+    # before Hydra: its own errors would be several lines with exit code 1, after it has
+    # made the run dir
+    problem = check_command_line(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     _app()
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from gansn.errors import ConfigError
-from gansn.registry import Registry, split_kwargs
+from gansn.registry import Registry, check_options, split_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,7 @@ def build_dataset(cfg: Mapping[str, Any], train: bool = True) -> Dataset:
     """
     name, options = split_kwargs(_plain(cfg))
     factory = DATASETS.get(name)
-    valid = dataset_options(factory)
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
-    unknown = sorted(set(options) - set(valid))
-    if unknown and not takes_any:
-        raise ConfigError(
-            f"dataset {name!r} has no option(s) {', '.join(unknown)}; "
-            f"valid options: {', '.join(valid)}"
-        )
+    check_options(f"dataset {name!r}", factory, options, given=("train",))
     return factory(train=train, **options)
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from gansn.data.base import DATASETS, InMemoryImages, check_choice, to_unit_range
-from gansn.errors import ConfigError
+from gansn.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,67 @@ IMAGE_EXTENSIONS = (
     ".ppm",
     ".pgm",
 )
+
+
+RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+    "box": Image.Resampling.BOX,
+}
+
+# what PIL raises on a file that is not an image, is cut short or is damaged: OSError
+# (UnidentifiedImageError, "image file is truncated"), SyntaxError/ValueError (broken
+# chunks), EOFError, and its guard against decompression bombs
+_BAD_IMAGE = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+def _unreadable(path: Path, err: BaseException) -> DataError:
+    why = str(err).strip() or type(err).__name__
+    return DataError(
+        f"image {path} cannot be read ({why}): it is corrupt, truncated or not an image; "
+        "replace or remove it"
+    )
+
+
+def image_header(path: Path) -> tuple[int, int, str]:
+    """``(width, height, PIL mode)`` from the file's header, without decoding the pixels.
+
+    Raises ``ConfigError`` naming the file when it is not a readable image.
+    """
+    try:
+        with Image.open(path) as im:
+            return im.size[0], im.size[1], im.mode
+    except _BAD_IMAGE as err:
+        raise _unreadable(path, err) from None
+
+
+def read_image(
+    path: Path, mode: str, img_size: int | None, resample: Image.Resampling
+) -> np.ndarray:
+    """Decode ``path`` as ``mode`` ("RGB"/"L") -> uint8 (H, W, 3) or (H, W).
+
+    With ``img_size``: center-crop to a square, then resize to ``img_size`` x ``img_size``
+    (training's transform, shared by gansn-eval's image folders).  A corrupt or truncated
+    file raises ``ConfigError`` naming it.
+    """
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode)
+            if img_size is not None:
+                w, h = im.size
+                s = min(w, h)
+                left, top = (w - s) // 2, (h - s) // 2
+                # crop before resizing: resize(box=...) lets the filter read pixels outside
+                # the box, which would bleed the cropped-away margins into the border
+                im = im.crop((left, top, left + s, top + s))
+                if im.size != (img_size, img_size):
+                    # PIL filters over the whole footprint when shrinking: it antialiases
+                    im = im.resize((img_size, img_size), resample)
+            return np.asarray(im, dtype=np.uint8).copy()
+    except _BAD_IMAGE as err:
+        raise _unreadable(path, err) from None
 
 
 class ImageFolder(Dataset):
@@ -56,17 +117,7 @@ class ImageFolder(Dataset):
         self.channels = check_choice("dataset folder: channels", channels, (1, 3))
         self.shape: tuple[int, ...] = (channels, img_size, img_size)
         self._mode = "RGB" if channels == 3 else "L"
-        self._resample = {
-            "bilinear": Image.Resampling.BILINEAR,
-            "bicubic": Image.Resampling.BICUBIC,
-            "lanczos": Image.Resampling.LANCZOS,
-            "nearest": Image.Resampling.NEAREST,
-            "box": Image.Resampling.BOX,
-        }[
-            check_choice(
-                "interpolation", interpolation, ("bilinear", "bicubic", "lanczos", "nearest", "box")
-            )
-        ]
+        self._resample = RESAMPLE[check_choice("interpolation", interpolation, tuple(RESAMPLE))]
         if not root.is_dir():
             raise ConfigError(
                 f"image folder {root} does not exist or is not a directory; "
@@ -78,6 +129,11 @@ class ImageFolder(Dataset):
             raise ConfigError(
                 f"no images found under {root} (looked recursively for {', '.join(sorted(exts))})"
             )
+        # every header now (cheap: no pixels are decoded), so a file that is no image stops
+        # the run before anything is written; one truncated past its header is named when
+        # it is first loaded
+        for p in self.files:
+            image_header(p)
         if labels:
             top = [p.relative_to(root).parts for p in self.files]
             loose = [self.files[i] for i, parts in enumerate(top) if len(parts) == 1]
@@ -102,18 +158,8 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (C, img_size, img_size)`` float32 in [-1, 1], ``y`` 0-d int64."""
-        with Image.open(self.files[index]) as im:
-            im = im.convert(self._mode)
-            w, h = im.size
-            s = min(w, h)
-            left, top = (w - s) // 2, (h - s) // 2
-            # crop before resizing: resize(box=...) lets the filter read pixels outside the
-            # box, which would bleed the cropped-away margins into the border
-            im = im.crop((left, top, left + s, top + s))
-            # PIL filters over the whole footprint when shrinking, i.e. it antialiases
-            im = im.resize((self.img_size, self.img_size), self._resample)
-            arr = np.asarray(im, dtype=np.uint8)
-        x = torch.from_numpy(arr.copy())
+        arr = read_image(self.files[index], self._mode, self.img_size, self._resample)
+        x = torch.from_numpy(arr)
         x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
         return to_unit_range(x), self.labels[index]
 

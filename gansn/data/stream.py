@@ -124,7 +124,10 @@ class BatchStream(Iterator[tuple[torch.Tensor, torch.Tensor]]):
         else:
             if self._loader_iter is None:
                 self._start_loader()
-            x, y = next(self._loader_iter)  # type: ignore[arg-type]
+            try:
+                x, y = next(self._loader_iter)  # type: ignore[arg-type]
+            except ConfigError as err:
+                raise _unwrapped(err) from None
         self.position += 1
         non_blocking = self.device.type == "cuda"
         return x.to(self.device, non_blocking=non_blocking), y.to(
@@ -178,3 +181,16 @@ class BatchStream(Iterator[tuple[torch.Tensor, torch.Tensor]]):
             f"position={self.position}/{self.batches_per_epoch}, "
             f"rank={self.rank}/{self.world_size})"
         )
+
+
+def _unwrapped(err: ConfigError) -> ConfigError:
+    """A ConfigError raised in a DataLoader worker (a corrupt image) with its one-line message.
+
+    The DataLoader re-raises a worker's exception with the worker's traceback as the message;
+    its last line is the original ``ConfigError: <message>``.
+    """
+    text = str(err)
+    if "Original Traceback" not in text:
+        return err
+    last = text.rstrip().splitlines()[-1]
+    return type(err)(last.partition(": ")[2] or last)  # the class survives (a DataError)

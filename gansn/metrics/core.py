@@ -127,9 +127,8 @@ def _sample_shape(src: Source) -> tuple[int, ...] | None:
     x = getattr(src, "x", None)
     if x is not None:
         return tuple(x.shape[1:])
-    if hasattr(src, "files"):
-        return (3, 0, 0)  # an image folder
-    return None
+    shape = getattr(src, "shape", None)  # an image folder knows its size from the headers
+    return tuple(shape) if shape is not None else None
 
 
 class EvalContext:
@@ -256,25 +255,25 @@ class EvalContext:
         n = src.count(self.num[which])
         ext = self.extractor(name)
         acc, chunks = StreamingStats(), {}
-        bar = tqdm(
+        # closed on an error too, so a one-line error is not glued to a half-drawn bar
+        with tqdm(
             total=n,
             desc=f"{name} features of {which} samples",
             unit="img",
             disable=not self.progress,
             leave=False,
-        )
-        # the fake stream gets its own seed so a generator's z never mirrors the real subset
-        seed = self.seed if which == "real" else self.seed + 1
-        for x in src.batches(n, self.batch_size, seed):
-            out = {k: v.detach().cpu() for k, v in ext(x).items()}
-            acc.update(out["features"].double().numpy())
-            if keep:
-                for k, v in out.items():
-                    chunks.setdefault(k, []).append(
-                        v.float().numpy() if v.is_floating_point() else v.numpy()
-                    )
-            bar.update(len(x))
-        bar.close()
+        ) as bar:
+            # the fake stream gets its own seed so a generator's z never mirrors the real subset
+            seed = self.seed if which == "real" else self.seed + 1
+            for x in src.batches(n, self.batch_size, seed):
+                out = {k: v.detach().cpu() for k, v in ext(x).items()}
+                acc.update(out["features"].double().numpy())
+                if keep:
+                    for k, v in out.items():
+                        chunks.setdefault(k, []).append(
+                            v.float().numpy() if v.is_floating_point() else v.numpy()
+                        )
+                bar.update(len(x))
         self.counts[which] = acc.n
         if acc.n < n:
             raise ConfigError(f"{which} source gave {acc.n} samples, {n} requested")
@@ -342,6 +341,9 @@ class Evaluator:
             METRICS.get(name)  # unknown names fail now, with the list of valid ones
         self.real = as_source(real)
         self.features = _auto_features(self.real) if features == "auto" else features
+        # extractors are built at the first evaluation: a misspelled one must fail now
+        for name in {self.features} | {o["features"] for _, o in self.metrics if "features" in o}:
+            FEATURES.get(name)
         opts = dict(feature_options or {})
         # a flat dict configures the default extractor; {extractor: {...}} configures several
         if opts and not all(isinstance(v, Mapping) for v in opts.values()):

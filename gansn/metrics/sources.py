@@ -20,20 +20,28 @@ statistics file, usable as the reference for FID only.
 from __future__ import annotations
 
 import logging
+import zipfile
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from gansn.errors import ConfigError
+from gansn.data.base import check_choice
+from gansn.data.folder import RESAMPLE, image_header, read_image
+from gansn.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+_GRAY_MODES = ("L", "1", "I;16", "I", "LA")  # read as 1-channel (as before: "LA" drops alpha)
+
+# what np.load and reading an array out of a damaged or foreign .npz raise
+_BAD_NPZ = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 class Source:
@@ -197,20 +205,70 @@ class GeneratorSource(Source):
 
 
 class FolderSource(Source):
-    """All images under a directory (recursive, sorted); grayscale stays 1-channel."""
+    """All images under a directory (recursive, sorted).
 
-    def __init__(self, path: str | Path) -> None:
+    Images of one size are used as they are (grayscale stays 1-channel).  A folder of mixed
+    sizes is treated as training's ``dataset=folder`` treats every folder: each image is
+    center-cropped to a square and resized (PIL, antialiased, ``interpolation``) to
+    ``img_size`` x ``img_size`` -- by default the most common size's shorter side.  Giving
+    ``img_size`` applies that transform to every image, exactly as training does.  A folder
+    mixing grayscale and colour images is read as RGB unless ``channels`` says otherwise.
+    Every file's header is read up front, so a file that is no image is named before any
+    work; one truncated past its header is named when it is decoded.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        img_size: int | None = None,
+        channels: int | None = None,
+        interpolation: str = "bicubic",
+    ) -> None:
         self.path = Path(path).expanduser()
-        self.files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.files = sorted(
+            p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
         if not self.files:
             raise ConfigError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.path}")
+        if channels not in (None, 1, 3):
+            raise ConfigError(
+                f"channels must be 1 or 3 for image folder {self.path}, got {channels!r}"
+            )
+        if img_size is not None and (
+            isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1
+        ):
+            raise ConfigError(f"img_size must be a positive integer, got {img_size!r}")
+        self.resample = RESAMPLE[check_choice("interpolation", interpolation, tuple(RESAMPLE))]
+        headers = [image_header(p) for p in self.files]
+        sizes = Counter((w, h) for w, h, _ in headers)
+        if img_size is None and len(sizes) > 1:
+            (w, h), count = sizes.most_common(1)[0]
+            img_size = min(w, h)
+            log.warning(
+                "%s holds images of %d sizes (%d of %dx%d); center-cropping and resizing every "
+                "image to %dx%d as training's dataset=folder does (choose the size with "
+                "dataset={img_size: N})",
+                self.path,
+                len(sizes),
+                count,
+                w,
+                h,
+                img_size,
+                img_size,
+            )
+        self.img_size = img_size
+        if channels is None:
+            channels = 1 if all(m in _GRAY_MODES for _, _, m in headers) else 3
+        self.mode = "L" if channels == 1 else "RGB"
+        w, h = (img_size, img_size) if img_size is not None else next(iter(sizes))
+        self.shape = (channels, h, w)
         self.length = len(self.files)
-        self.cache_key = f"folder-{self.path.name}-{self.length}"
+        # a resized folder's statistics are not the original images': another cache entry
+        resized = "" if img_size is None else f"-{img_size}px"
+        self.cache_key = f"folder-{self.path.name}-{self.length}{resized}"
 
     def _load(self, p: Path) -> torch.Tensor:
-        with Image.open(p) as img:
-            img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
-            arr = np.asarray(img, dtype=np.uint8)
+        arr = read_image(p, self.mode, self.img_size, self.resample)
         return _to_float(arr[None])[0]
 
     def batches(self, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
@@ -219,7 +277,10 @@ class FolderSource(Source):
             yield torch.stack([self._load(self.files[j]) for j in idx[i : i + batch_size]])
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "folder", "path": str(self.path), "size": self.length}
+        out = {"type": "folder", "path": str(self.path), "size": self.length}
+        if self.img_size is not None:
+            out["resize"] = f"center crop, {self.img_size}px"
+        return out
 
 
 class StatsSource(Source):
@@ -249,16 +310,39 @@ class NpzSource(ArraySource):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        with np.load(self.path) as f:
-            key = next((k for k in self.KEYS if k in f), None)
-            if key is None:
-                raise ConfigError(
-                    f"{self.path}: no samples under {self.KEYS} (keys: {sorted(f.keys())})"
-                )
-            super().__init__(f[key], name=self.path.name)
+        try:
+            with np.load(self.path) as f:
+                keys = sorted(f.keys())
+                key = next((k for k in self.KEYS if k in f), None)
+                x = f[key] if key is not None else None
+        except _BAD_NPZ as err:
+            raise _unreadable_npz(self.path, err) from None
+        if x is None:
+            raise ConfigError(f"{self.path}: no samples under {self.KEYS} (keys: {keys})")
+        if (
+            x.ndim not in (2, 3, 4)
+            or len(x) == 0
+            or not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating))
+        ):
+            raise ConfigError(
+                f"{self.path}: {key} is {x.dtype} {x.shape}; expected uint8 images (N, H, W[, C]) "
+                "or float32 images (N, C, H, W) / points (N, D), N >= 1"
+            )
+        try:
+            super().__init__(x, name=self.path.name)
+        except ConfigError as err:
+            raise ConfigError(f"{self.path}: {err}") from None
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "type": "npz", "path": str(self.path)}
+
+
+def _unreadable_npz(path: Path, err: BaseException) -> DataError:
+    why = str(err).strip() or type(err).__name__
+    return DataError(
+        f"{path} cannot be read as a .npz ({why}): it is corrupt, truncated or holds "
+        "pickled objects"
+    )
 
 
 def as_source(obj: Any) -> Source:
@@ -272,15 +356,23 @@ def as_source(obj: Any) -> Source:
         if path.is_dir():
             return FolderSource(path)
         if path.suffix == ".npz" and path.is_file():
-            with np.load(path) as f:
-                if "mu" in f and "sigma" in f:
-                    return StatsSource(
-                        f["mu"].astype(np.float64),
-                        f["sigma"].astype(np.float64),
-                        name=path.name,
-                        n=int(f["n"]) if "n" in f else None,
-                    )
-            return NpzSource(path)
+            try:
+                with np.load(path) as f:
+                    stats = None
+                    if "mu" in f and "sigma" in f:
+                        stats = (f["mu"], f["sigma"], int(f["n"]) if "n" in f else None)
+            except _BAD_NPZ as err:
+                raise _unreadable_npz(path, err) from None
+            if stats is None:
+                return NpzSource(path)
+            mu, sigma, n = stats
+            d = mu.shape[0] if mu.ndim == 1 else -1
+            if d < 1 or sigma.shape != (d, d):
+                raise ConfigError(
+                    f"{path}: mu {mu.shape} and sigma {sigma.shape} are not pytorch-fid "
+                    "statistics (mu (d,), sigma (d, d))"
+                )
+            return StatsSource(mu.astype(np.float64), sigma.astype(np.float64), path.name, n)
         raise ConfigError(f"{obj}: not an image folder nor an existing .npz file")
     if isinstance(obj, np.ndarray | torch.Tensor):
         return ArraySource(obj)

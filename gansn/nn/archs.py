@@ -18,7 +18,7 @@ from torch import nn
 
 from gansn.errors import ConfigError
 from gansn.nn.norms import build_norm
-from gansn.registry import Registry
+from gansn.registry import Registry, check_options
 
 ARCHS: Registry[Any] = Registry("architecture")
 
@@ -69,6 +69,7 @@ def _arch(spec: ModelSpec) -> Any:
 
 
 def _call(fn: Any, what: str, spec: ModelSpec, **kwargs: Any) -> nn.Module:
+    check_options(f"architecture {spec.arch!r} {what} (model.options)", fn, spec.options, kwargs)
     try:
         return fn(**kwargs, **spec.options)
     except TypeError as err:

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from gansn.errors import ConfigError
-from gansn.registry import Registry
+from gansn.registry import Registry, check_options
 
 NORMS: Registry[type[Norm]] = Registry("normalization")
 
@@ -226,6 +226,7 @@ def build_norm(cfg: dict[str, Any] | str | Norm) -> Norm:
     cfg = dict(cfg)
     name = cfg.pop("name")
     cls = NORMS.get(name)
+    check_options(f"normalization {name!r}", cls, cfg)
     try:
         norm = cls(**cfg)
     except TypeError as err:  # an unknown option key: a config mistake, not a crash

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
+from gansn.errors import ConfigError
 from gansn.training.lock import RunLock
 from gansn.training.logging import write_status
 from gansn.utils import remove_temp_files
@@ -117,6 +118,10 @@ class RunRecord:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if isinstance(exc, ConfigError):
+            # bad input found mid-run is one line on the terminal: the bar it stopped is
+            # erased rather than left above it
+            self.pbar.leave = False
         self.pbar.close()
         try:
             self._finish(exc)
@@ -137,7 +142,7 @@ class RunRecord:
             failure = RunIOError(self._io_message(exc))
             self._record_failure(str(failure))
             raise failure from exc
-        if isinstance(exc, NonFiniteLossError | RunIOError):
+        if isinstance(exc, NonFiniteLossError | RunIOError | ConfigError):
             self._record_failure(str(exc))
         else:
             self._record_failure(repr(exc))

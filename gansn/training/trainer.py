@@ -24,12 +24,14 @@ import torch
 from torch import nn
 
 from gansn import checkpoint as ckpt_io
+from gansn import schema
 from gansn.data import BatchStream, build_dataset
-from gansn.errors import ConfigError
+from gansn.errors import ConfigError, DataError
 from gansn.lipschitz import layer_names
 from gansn.lipschitz.operators import WEIGHTED
 from gansn.losses import build_loss
 from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
+from gansn.registry import check_options
 from gansn.sampling import save_image, to_grid
 from gansn.training.ema import EMA
 from gansn.training.hooks import Hook, build_hooks
@@ -51,67 +53,16 @@ log = logging.getLogger(__name__)
 # alternating: n_dis D updates, then one G update on fresh latents (the SNGAN code);
 # simultaneous: both gradients from one forward pass, then both optimizers step (the
 # ALI/PacGAN Theano code's ``ali_algorithm``)
-UPDATES = ("alternating", "simultaneous")
+UPDATES = schema.UPDATES
 
 
 def validate_config(cfg: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` for values no training run can use."""
-    problems = []
+    """Raise ``ConfigError`` for values no training run can use.
 
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            problems.append(msg)
-
-    for key in ("steps", "batch_size", "n_dis"):
-        v = cfg.get(key)
-        need(isinstance(v, int) and v >= 1, f"{key} must be a positive integer, got {v!r}")
-    gb = cfg.get("g_batch_size")
-    need(
-        gb is None or (isinstance(gb, int) and gb >= 1),
-        f"g_batch_size must be null or a positive integer, got {gb!r}",
-    )
-    for key in ("log_every", "sample_every", "ckpt_every", "keep_every", "lipschitz_every"):
-        v = cfg.get(key, 0)
-        need(isinstance(v, int) and v >= 0, f"{key} must be an integer >= 0, got {v!r}")
-    for who in ("g", "d"):
-        opt = cfg["optim"][who]
-        lr = opt.get("lr")
-        need(
-            isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr),
-            f"optim.{who}.lr must be a positive number, got {lr!r}",
-        )
-        betas = opt.get("betas")
-        if betas is not None:
-            need(
-                len(betas) == 2 and all(0 <= b < 1 for b in betas),
-                f"optim.{who}.betas must be two numbers in [0, 1), got {betas!r}",
-            )
-    update = cfg.get("update", "alternating")
-    need(
-        update in UPDATES,
-        f"update must be one of {', '.join(UPDATES)}, got {update!r}",
-    )
-    if update == "simultaneous":
-        need(
-            cfg.get("n_dis") == 1,
-            f"update=simultaneous takes one D and one G update per step: n_dis must be 1, "
-            f"got {cfg.get('n_dis')!r}",
-        )
-        need(
-            gb is None or gb == cfg.get("batch_size"),
-            "update=simultaneous updates G on the fake batch D saw: g_batch_size must be null "
-            f"or equal batch_size, got {gb!r}",
-        )
-    need(
-        cfg["optim"].get("lr_decay", "none") in ("none", "linear"),
-        f"optim.lr_decay must be none or linear, got {cfg['optim'].get('lr_decay')!r}",
-    )
-    ema = cfg.get("ema", {})
-    if ema.get("enabled"):
-        d = ema.get("decay")
-        need(isinstance(d, (int, float)) and 0 <= d < 1, f"ema.decay must be in [0, 1), got {d!r}")
-    if problems:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    Every key of the composed config has a type and range in :data:`gansn.schema.TRAIN`;
+    the message has one line per problem, naming the key and what it must be.
+    """
+    schema.validate_train_config(cfg)
 
 
 def check_writable(run_dir: Path) -> None:
@@ -143,13 +94,17 @@ def model_spec(cfg: dict[str, Any], shape: tuple[int, ...]) -> ModelSpec:
     )
 
 
-def build_optimizer(opt_cfg: dict[str, Any], params: Any) -> torch.optim.Optimizer:
+def build_optimizer(
+    opt_cfg: dict[str, Any], params: Any, key: str = "optim"
+) -> torch.optim.Optimizer:
     """``{"_target_": "torch.optim.Adam", "_partial_": true, "lr": ...}`` -> an optimizer."""
     kwargs = {k: v for k, v in opt_cfg.items() if not k.startswith("_")}
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
+    cls = locate(opt_cfg.get("_target_", "torch.optim.Adam"))
+    check_options(f"{key} ({opt_cfg.get('_target_')})", cls, kwargs, given=("params",))
     try:
-        return locate(opt_cfg.get("_target_", "torch.optim.Adam"))(params, **kwargs)
+        return cls(params, **kwargs)
     except TypeError as err:
         raise ConfigError(f"optimizer {opt_cfg.get('_target_')}: {err}") from None
 
@@ -201,8 +156,8 @@ class Trainer:
         self.loss = build_loss(cfg["loss"])
         if resume_state is not None:
             self._check_compatible(resume_state)
-        self.opt_g = build_optimizer(cfg["optim"]["g"], self.G.parameters())
-        self.opt_d = build_optimizer(cfg["optim"]["d"], self.D.parameters())
+        self.opt_g = build_optimizer(cfg["optim"]["g"], self.G.parameters(), "optim.g")
+        self.opt_d = build_optimizer(cfg["optim"]["d"], self.D.parameters(), "optim.d")
         self._g_params = [p for p in self.G.parameters() if p.requires_grad]
         self._d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.steps = int(cfg["steps"])
@@ -482,6 +437,16 @@ class Trainer:
         if self.done:
             log.info("%s is at step %d of %d: nothing to do", self.run_dir, self.step, self.steps)
             return dict(self._last_values)
+        try:
+            return self._train()
+        except DataError as err:
+            # bad data found mid-run (an image truncated past its readable header): one
+            # line that also says where the run stands
+            raise DataError(
+                f"{err}; training stopped at G step {self.step}. {self.checkpoint_note()}"
+            ) from None
+
+    def _train(self) -> dict[str, float]:
         with (
             RunRecord(self) as record,
             RunWriter(self.run_dir, purge_step=self.step or None) as writer,
