@@ -60,17 +60,22 @@ class Int(Rule):
     min: int | None = None
     max: int | None = None
     null: bool = False
+    words: tuple[str, ...] = ()  # literal words accepted too (e.g. "run": the run's own)
 
     def describe(self) -> str:
         if self.min is not None and self.max is not None:
-            return f"an integer in [{self.min}, {self.max}]"
-        if self.min == 1:
-            return "a positive integer"
-        if self.min is not None:
-            return f"an integer >= {self.min}"
-        return "an integer"
+            what = f"an integer in [{self.min}, {self.max}]"
+        elif self.min == 1:
+            what = "a positive integer"
+        elif self.min is not None:
+            what = f"an integer >= {self.min}"
+        else:
+            what = "an integer"
+        return " or ".join([what, *(repr(w) for w in self.words)])
 
     def ok(self, v: Any) -> bool:
+        if isinstance(v, str) and v in self.words:
+            return True
         return (
             _is_int(v)
             and (self.min is None or v >= self.min)

@@ -1,7 +1,10 @@
 """``gansn-lipschitz ckpt=<checkpoint or run dir> [key=value ...]``: D's Lipschitz table.
 
 Prints, per conv/linear/deconv and normalization layer of D, sigma_matrix, sigma_operator
-and the normalization gains, then the whole-D bounds (see :mod:`gansn.lipschitz`).
+and the normalization gains, then the whole-D bounds (see :mod:`gansn.lipschitz`).  The
+gradient-norm lower bounds use the inputs the training run's Lipschitz hook uses — the same
+fixed real batch and G's samples of the same fixed latents, with D in training mode — so the
+CLI and the run's last ``lipschitz/grad_{real,fake}_*`` agree.
 """
 
 from __future__ import annotations
@@ -14,37 +17,71 @@ from gansn.schema import Bool, Choice, Int, Str
 
 USAGE = """usage: gansn-lipschitz ckpt=<checkpoint or run dir> [key=value ...]
   n_iter=200   power-iteration steps per layer
-  n=64         generated samples for the empirical lower bounds (0: none)
+  n=run        real and generated samples for the lower bounds (run: the run's
+               lipschitz.n_samples, as in training; 0: none)
+  real=true    include the run's fixed real batch (false: generated samples only, for a
+               machine without the dataset)
   mode=train   train: normalization layers at their worst case max|gamma|/sqrt(eps);
                eval: eval-mode batch norm enters with its running-statistics gain
   g=false      also analyse G (on its latent input)
   all=false    list every leaf module, not only weighted and normalization layers
-  seed=0       seed of the latents"""
+  seed=run     seed of the real batch and latents (run: the run's seed, as in training)"""
 
 DEFAULTS: dict[str, Any] = {
     "ckpt": "???",
     "n_iter": 200,
-    "n": 64,
+    "n": "run",
+    "real": True,
     "mode": "train",
     "g": False,
     "all": False,
-    "seed": 0,
+    "seed": "run",
 }
 RULES = {
     "ckpt": Str(),
     "n_iter": Int(1),
-    "n": Int(0),
+    "n": Int(0, words=("run",)),
+    "real": Bool(),
     "mode": Choice(("train", "eval")),
     "g": Bool(),
     "all": Bool(),
-    "seed": Int(0),
+    "seed": Int(0, words=("run",)),
 }
 
 
-def _load_models(path: str) -> tuple[Any, Any, Any]:
-    from gansn.checkpoint import load_models
+def _load_models(path: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``(G, D, spec, the run's config)``; a checkpoint not written by a training run has no
+    config, and gets the Lipschitz hook's defaults."""
+    from gansn.checkpoint import load_checkpoint, load_models
 
-    return load_models(path)
+    G, D, spec = load_models(path)
+    return G, D, spec, load_checkpoint(path).get("config") or {}
+
+
+def _training_inputs(
+    opts: dict[str, Any], spec: Any, cfg: dict[str, Any]
+) -> tuple[Any, Any, int, int]:
+    """``(real batch or None, latents or None, n, seed)`` as the run's Lipschitz hook drew
+    them: ``fixed_real_batch(data, n, seed + 1)`` and latents of seed + 2."""
+    import torch
+
+    from gansn.data import build_dataset
+    from gansn.training.hooks import fixed_real_batch
+
+    n = int(cfg.get("lipschitz", {}).get("n_samples", 64)) if opts["n"] == "run" else opts["n"]
+    seed = int(cfg.get("seed", 0)) if opts["seed"] == "run" else int(opts["seed"])
+    if not n:
+        return None, None, 0, seed
+    real = None
+    if opts["real"] and "dataset" in cfg:
+        try:
+            real = fixed_real_batch(build_dataset(cfg["dataset"]), n, seed + 1)
+        except ConfigError as err:
+            raise ConfigError(
+                f"{err}; pass real=false to bound with generated samples only"
+            ) from None
+    z = torch.randn(n, spec.z_dim, generator=torch.Generator().manual_seed(seed + 2))
+    return real, z, n, seed
 
 
 def report(opts: dict[str, Any]) -> str:
@@ -56,26 +93,37 @@ def report(opts: dict[str, Any]) -> str:
 
     if opts["mode"] not in ("train", "eval"):
         raise ConfigError(f"mode must be train or eval, got {opts['mode']!r}")
-    G, D, spec = _load_models(str(opts["ckpt"]))
+    G, D, spec, cfg = _load_models(str(opts["ckpt"]))
     G.eval()
-    gen = torch.Generator().manual_seed(int(opts["seed"]))
-    z = torch.randn(int(opts["n"]), spec.z_dim, generator=gen) if opts["n"] else None
+    real, z, n, seed = _training_inputs(opts, spec, cfg)
     fake = None
     if z is not None:
         with torch.no_grad():
             fake = G(z)
+    # as the training hook: D in training mode (its norms at their worst case in the bound)
+    D.train(opts["mode"] == "train")
     lines = [
         f"checkpoint: {opts['ckpt']}",
         f"arch={spec.arch} shape={tuple(spec.shape)} width={spec.width} "
         f"d_norm={spec.d_norm} g_norm={spec.g_norm}",
+        f"lower bounds on {n} samples (seed {seed}): "
+        + ("the run's fixed real batch, " if real is not None else "")
+        + "G's samples of its fixed latents"
+        + (", and interpolations" if real is not None else ""),
         "",
     ]
-    todo = [("d", D, tuple(spec.shape), fake)]
+    todo = [("d", D, tuple(spec.shape), real, fake)]
     if opts["g"]:
-        todo.append(("g", G, (spec.z_dim,), z))
-    for prefix, model, shape, x in todo:
+        todo.append(("g", G, (spec.z_dim,), None, z))
+    for prefix, model, shape, r, x in todo:
         rows, values = lipschitz_report(
-            model, shape, fake=x, n_iter=int(opts["n_iter"]), bound_mode=opts["mode"], prefix=prefix
+            model,
+            shape,
+            real=r,
+            fake=x,
+            n_iter=int(opts["n_iter"]),
+            bound_mode=opts["mode"],
+            prefix=prefix,
         )
         lines += [
             f"== {prefix.upper()} (bound mode: {opts['mode']}) ==",
@@ -87,7 +135,7 @@ def report(opts: dict[str, Any]) -> str:
     lines.append(
         "upper_operator bounds the Lipschitz constant once the power iterations "
         "have converged; upper_matrix is not a bound for convs; grad_*/fd_ratio are "
-        "lower bounds (eval-mode model, generated samples)."
+        "lower bounds."
     )
     return "\n".join(lines)
 

@@ -461,7 +461,7 @@ def test_report_api_and_cli(monkeypatch, capsys):
     G, D = build_models(spec)
     rows, values = lipschitz_report(D, (1, 32, 32), n_iter=20)
     assert rows and values["lipschitz/upper_operator"] > 0
-    monkeypatch.setattr(cli, "_load_models", lambda path: (G, D.eval(), spec))
+    monkeypatch.setattr(cli, "_load_models", lambda path: (G, D.eval(), spec, {}))
     cli.main(["ckpt=whatever", "n_iter=10", "n=4", "g=true"])
     text = capsys.readouterr().out
     assert "sigma_operator" in text and "lipschitz/upper_operator" in text
@@ -504,3 +504,41 @@ def test_cli_and_sv_script_on_a_saved_checkpoint(tmp_path, capsys):
     out = tmp_path / "sv.png"
     module.main([f"{paths[0]}=SN", f"{paths[1]}=WN", "--out", str(out)])
     assert out.stat().st_size > 1000
+
+
+def test_cli_measures_the_lower_bounds_the_run_logged(tmp_path, capsys):
+    """gansn-lipschitz uses the training hook's inputs: its real and fake gradient norms
+    equal the run's last logged ones."""
+    from gansn.cli.lipschitz import main
+    from gansn.config import compose, to_plain
+    from gansn.training import train
+    from gansn.training.logging import read_jsonl
+
+    cfg = to_plain(
+        compose(
+            [
+                "experiment=toy_ring8",
+                "steps=4",
+                "batch_size=16",
+                "dataset.n=256",
+                "grid.n=16",
+                "model.options.hidden=8",
+                "lipschitz_every=4",
+                "lipschitz.n_samples=16",
+                "seed=3",
+            ]
+        )
+    )
+    train(cfg, tmp_path / "run")
+    logged = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "lipschitz/lower" in r]
+    main([f"ckpt={tmp_path / 'run'}", "n_iter=5"])
+    text = capsys.readouterr().out
+    assert "lower bounds on 16 samples (seed 3): the run's fixed real batch" in text
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("lipschitz/")
+    }
+    for key in ("grad_real_max", "grad_real_mean", "grad_fake_max", "grad_fake_mean"):
+        assert values[f"lipschitz/{key}"] == pytest.approx(logged[-1][f"lipschitz/{key}"], rel=1e-5)
+    assert "lipschitz/grad_interp_max" in values
