@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         "(PacGAN's code); reverse KL = KL(mode histogram of high-quality samples ‖ uniform). "
         "mean ± std over seeds (ddof 1).  PacGAN: Table 1, GAN row, 10 trials, 400 epochs.",
         "",
+        f"Rebuild: `python scripts/pacgan_report.py {args.root} --out {args.out}` (the runs' "
+        "metrics.jsonl, status.json and config.yaml suffice for the tables and trajectories; the "
+        "final-sample section needs their checkpoints).",
+        "",
     ]
     for ds_dir in sorted(d for d in args.root.iterdir() if d.is_dir()):
         ds = ds_dir.name
