@@ -70,7 +70,7 @@ def plot_singular_value_spectra(
     try:
         from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'gansn[report]'") from err
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from err
 
     layers: list[str] = []
     for per_layer in spectra.values():

@@ -58,7 +58,7 @@ def require_matplotlib() -> Any:
     except ImportError as err:
         raise ReportDependencyError(
             "gansn-report draws its figures with matplotlib, which is not installed; "
-            "run `pip install 'gansn[report]'` (or pass --no-plots for tables only)"
+            "run `pip install matplotlib` (or pass --no-plots for tables only)"
         ) from err
     # Agg: reports are built on headless machines and must never try to open a window.
     matplotlib.use("Agg", force=True)
