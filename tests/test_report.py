@@ -365,7 +365,7 @@ def test_missing_matplotlib_message(monkeypatch):
     from gansn.report.plots import ReportDependencyError, require_matplotlib
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ReportDependencyError, match=r"pip install 'gansn\[report\]'"):
+    with pytest.raises(ReportDependencyError, match=r"pip install matplotlib"):
         require_matplotlib()
 
 
