@@ -9,7 +9,11 @@ Layout (``FORMAT`` 1)::
     {"format": 1, "step": int, "spec": ModelSpec dict, "config": resolved config dict,
      "overrides": [str], "models": {"G": sd, "D": sd, "G_ema": sd?}, "ema": {...}?,
      "optim": {"G": sd, "D": sd}, "sched": {"G": sd, "D": sd}, "rng": {...},
-     "data": {...}, "fixed_noise": (n, z_dim), "best": {...}, "extra": {...}}
+     "data": {...}, "fixed_noise": (n, z_dim), "best": {...}, "extra": {...},
+     "scaler": {"G": sd, "D": sd}?}  (GradScalers, amp=fp16 only)
+
+Models are saved as the plain modules, never as their DDP (``module.``) or torch.compile
+(``_orig_mod.``) wrappers, so a checkpoint loads in any mode.
 
 Only tensors, numbers, strings and plain containers, so ``torch.load(weights_only=True)``
 reads it -- no pickled classes, no code execution on load.
@@ -205,18 +209,32 @@ def validate_checkpoint(ckpt: Any, file: str | Path, *, resume: bool = False) ->
         raise ConfigError(f"{file} is damaged: {'; '.join(wrong)}")
 
 
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def unwrapped_key(key: str) -> str:
+    """``module._orig_mod.net.0.weight`` -> ``net.0.weight``: a state-dict key without the
+    prefixes DDP and torch.compile add."""
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
 def load_module_state(
     module: nn.Module, state: dict[str, Any], what: str, file: str | Path | None
 ) -> None:
     """``module.load_state_dict(state)``, with a mismatch reported in one line.
 
     torch's own error lists every tensor over many lines; here the names and shapes of the
-    first few, and that the file does not fit the model its own spec describes.
+    first few, and that the file does not fit the model its own spec describes.  Keys saved
+    from a wrapped model (DDP's ``module.``, ``torch.compile``'s ``_orig_mod.``) are read as
+    the plain model's: gansn saves plain modules, other code may not.
     """
     if not isinstance(state, dict):
         raise ConfigError(
             f"{file} is damaged: {what} is a {type(state).__name__}, not a state dict"
         )
+    state = {unwrapped_key(k): v for k, v in state.items()}
     expected = module.state_dict()
     problems = [f"no {k}" for k in expected if k not in state]
     problems += [f"unexpected {k}" for k in state if k not in expected]

@@ -346,6 +346,8 @@ def raise_problems(lines: list[str], what: str = "invalid config") -> None:
 # --- gansn-train's config (conf/train.yaml and its groups) ------------------------------------
 
 UPDATES = ("alternating", "simultaneous")
+AMP = ("off", "bf16", "fp16")
+BACKENDS = ("auto", "gloo", "nccl")
 
 NORM = Node(
     {
@@ -427,6 +429,10 @@ TRAIN = Node(
         "setting": Str(null=True),
         "device": Device(),
         "threads": Int(0),
+        "amp": Choice(AMP),
+        "compile": Bool(),
+        "channels_last": Bool(),
+        "distributed": Node({"backend": Choice(BACKENDS), "sync_bn": Bool()}),
         "num_workers": Int(0),  # DataLoader workers for per-item datasets (not in train.yaml)
         "resume": Str(null=True),
         "imports": StrList(null=True),

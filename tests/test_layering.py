@@ -28,6 +28,7 @@ FLOORS = {
     "registry": 1,
     "sampling": 1,
     "utils": 1,
+    "distributed": 1,
     "config": 0,
     "errors": 0,
     "schema": 0,

@@ -14,6 +14,7 @@ only the app can find (a resume's composition, a missing dataset) is refused ins
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -62,10 +63,12 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
             trainer.steps,
         )
         return {}
+    main = trainer.rank.is_main  # under torchrun rank 0 alone writes the run dir
     # the lock before the first write: a second command into a running run changes nothing
-    with RunLock(run_dir):
+    with RunLock(run_dir) if main else contextlib.nullcontext():
         try:
-            _write_hydra_files(cfg, run_dir, overrides)
+            if main:
+                _write_hydra_files(cfg, run_dir, overrides)
         except OSError as err:
             raise RunIOError(
                 f"cannot write {err.filename or run_dir}: {err.strerror or err}; nothing was "
@@ -147,11 +150,17 @@ def _write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _app(cfg: DictConfig) -> float | None:
     # imported here for the same reason as in run()
+    from gansn import distributed
     from gansn.training import NonFiniteLossError, RunIOError
 
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
+    hydra_dir = run_dir = Path(hc.runtime.output_dir)
     try:
+        rank = distributed.setup(str(OmegaConf.select(cfg, "distributed.backend") or "auto"))
+        if not rank.is_main:
+            logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for all
+        # each rank's Hydra resolved ${now:...} on its own clock: all take rank 0's dir
+        run_dir = Path(distributed.broadcast_object(str(run_dir)))
         final = run(cfg, run_dir, list(hc.overrides.task))
     except ConfigError as err:
         _fail(err, EXIT_BAD_INPUT)
@@ -163,13 +172,17 @@ def _app(cfg: DictConfig) -> float | None:
         # Hydra makes its run dir before the app runs; a refused run, or a resume that
         # trains in the resumed run's own dir, must not leave that (or outputs/) behind
         own_dir = not any(o.startswith("hydra.run.dir=") for o in hc.overrides.hydra)
-        _remove_empty(run_dir, parents=own_dir and hc.mode.name == "RUN")
+        _remove_empty(hydra_dir, parents=own_dir and hc.mode.name == "RUN")
+        distributed.teardown()
     # a sweeper optimising something gets the main metric back
     return final.get("metrics/fid", final.get("loss/g"))
 
 
 def _fail(err: Exception, code: int) -> None:
-    print(f"error: {err}", file=sys.stderr)
+    from gansn.distributed import launched
+
+    if launched().is_main:  # under torchrun every rank fails alike; one line is enough
+        print(f"error: {err}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -200,6 +213,17 @@ def _missing_launcher(argv: list[str]) -> str | None:
     return None
 
 
+def _multirun_under_torchrun(argv: list[str]) -> str | None:
+    from gansn.distributed import launched
+
+    if launched().distributed and any(a in ("-m", "--multirun") for a in argv):
+        return (
+            "torchrun starts the ranks of one run: drop -m, or sweep with a launcher that "
+            "starts each run's ranks (hydra/launcher=gansn_slurm, docs/distributed.md)"
+        )
+    return None
+
+
 def main() -> None:
     problem = _missing_launcher(sys.argv[1:])
     if problem:
@@ -212,7 +236,7 @@ def main() -> None:
         return
     # before Hydra: its own errors would be several lines with exit code 1, after it has
     # made the run dir
-    problem = check_command_line(sys.argv[1:])
+    problem = check_command_line(sys.argv[1:]) or _multirun_under_torchrun(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

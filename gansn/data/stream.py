@@ -142,7 +142,12 @@ class BatchStream(Iterator[tuple[torch.Tensor, torch.Tensor]]):
 
     def state_dict(self) -> dict[str, int]:
         """Plain ints: ``epoch``, ``position`` (batches returned in this epoch), and the
-        settings they are relative to (``seed``, ``batch_size``, ``world_size``)."""
+        settings they are relative to (``seed``, ``batch_size`` per rank, ``world_size``).
+
+        ``position`` counts global batches (every rank returns its share of each), so the
+        state is the same on every rank and means the same on any number of ranks: a run
+        of ``world_size`` ranks x ``batch_size`` continues exactly on ``w`` ranks x
+        ``batch_size * world_size / w``."""
         return {
             "epoch": self.epoch,
             "position": self.position,
@@ -154,18 +159,24 @@ class BatchStream(Iterator[tuple[torch.Tensor, torch.Tensor]]):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`state_dict`.
 
-        A different seed, batch size or world size makes ``position`` point elsewhere in a
-        different order; that is allowed (resuming on other hardware) but logged.
+        Another world size with the same global batch continues the same order.  A
+        different seed or global batch size makes ``position`` point elsewhere in a
+        different order; that is allowed (resuming with other settings) but logged.
         """
-        for key in ("seed", "batch_size", "world_size"):
-            if key in state and int(state[key]) != getattr(self, key):
+        saved = {
+            "seed": int(state.get("seed", self.seed)),
+            "global batch size": int(state.get("batch_size", self.batch_size))
+            * int(state.get("world_size", self.world_size)),
+        }
+        now = {"seed": self.seed, "global batch size": self.batch_size * self.world_size}
+        for key, value in saved.items():
+            if value != now[key]:
                 log.warning(
-                    "BatchStream resumed with %s=%s but the state was saved with %s=%s; "
+                    "BatchStream resumed with %s %s but the state was saved with %s; "
                     "the batch order will differ from the original run",
                     key,
-                    getattr(self, key),
-                    key,
-                    state[key],
+                    now[key],
+                    value,
                 )
         epoch, position = int(state["epoch"]), int(state["position"])
         if epoch < 0 or position < 0:

@@ -5,7 +5,9 @@
 ``_reshape_weight_to_matrix`` that moves its ``dim`` first.  None of that is public API, so a
 torch release may rename it; everything gansn reads from it goes through
 :func:`spectral_norm_view`, and :func:`check_spectral_norm_internals` (run by the test suite)
-says loudly, naming the torch version, when it no longer matches.
+says loudly, naming the torch version, when it no longer matches.  (``gansn.nn.norms``
+subclasses the class, to keep its power iteration in fp32 under autocast, and reads nothing
+of it; a subclass is recognised here by its base's name.)
 """
 
 from __future__ import annotations
@@ -45,9 +47,15 @@ class SpectralNormView:
             return float(torch.vdot(self.u.float(), self.matrix @ self.v.float()))
 
 
+def _is_spectral(p: nn.Module) -> bool:
+    """torch's class or a subclass (gansn's fp32 one), recognised by name: importing the
+    private class itself would break gansn's import when torch renames it."""
+    return any(c.__name__ == _CLASS_NAME for c in type(p).__mro__)
+
+
 def _problems(p: nn.Module) -> list[str]:
     problems = []
-    if type(p).__name__ != _CLASS_NAME:
+    if not _is_spectral(p):
         problems.append(f"its class is {type(p).__qualname__}, not {_CLASS_NAME}")
     problems += [f"it has no {a}" for a in _ATTRIBUTES if not hasattr(p, a)]
     return problems
@@ -70,7 +78,7 @@ def spectral_norm_view(layer: nn.Module) -> SpectralNormView | None:
     if not parametrize.is_parametrized(layer, "weight"):
         return None
     for p in layer.parametrizations.weight:
-        if type(p).__name__ != _CLASS_NAME:
+        if not _is_spectral(p):
             continue
         original = layer.parametrizations.weight.original
         if original.dim() <= 1:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gansn import distributed
 from gansn.errors import ConfigError
 from gansn.metrics.features import FEATURES, FeatureExtractor, build_extractor
 from gansn.metrics.fid import (
@@ -265,15 +266,13 @@ class EvalContext:
         ) as bar:
             # the fake stream gets its own seed so a generator's z never mirrors the real subset
             seed = self.seed if which == "real" else self.seed + 1
-            for x in src.batches(n, self.batch_size, seed):
-                out = {k: v.detach().cpu() for k, v in ext(x).items()}
+            for out in self._outputs_of(which, src, n, seed, ext, bar):
                 acc.update(out["features"].double().numpy())
                 if keep:
                     for k, v in out.items():
                         chunks.setdefault(k, []).append(
                             v.float().numpy() if v.is_floating_point() else v.numpy()
                         )
-                bar.update(len(x))
         self.counts[which] = acc.n
         if acc.n < n:
             raise ConfigError(f"{which} source gave {acc.n} samples, {n} requested")
@@ -283,6 +282,29 @@ class EvalContext:
         self._stats[(which, name)] = acc.stats()
         if which == "real":
             self._real_memo[memo_key] = (acc.n, outputs, self._stats[(which, name)])
+
+    def _outputs_of(
+        self, which: str, src: Source, n: int, seed: int, ext: Any, bar: Any
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Extractor outputs batch by batch, in the order one process computes them.
+
+        Under torchrun a generator's fake samples are shared out: rank r generates and
+        extracts batches r, r + world_size, ..., and every rank gets all of them back
+        (gathered), so each computes the metrics on the same full set.
+        """
+        rank = distributed.current()
+        if not (which == "fake" and rank.distributed and getattr(src, "shardable", False)):
+            for x in src.batches(n, self.batch_size, seed):
+                bar.update(len(x))
+                yield {k: v.detach().cpu() for k, v in ext(x).items()}
+            return
+        own = []
+        for x in src.batches(n, self.batch_size, seed, shard=(rank.rank, rank.world_size)):
+            bar.update(len(x) * rank.world_size)
+            own.append({k: v.detach().cpu() for k, v in ext(x).items()})
+        shares = distributed.all_gather_object(own)
+        for i in range(sum(len(s) for s in shares)):
+            yield shares[i % rank.world_size][i // rank.world_size]
 
 
 def _parse(metric: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -167,7 +167,7 @@ class GeneratorSource(Source):
         if not z_dim:
             raise ConfigError("a generator module needs z_dim (attribute or argument)")
         device = device or next(g.parameters()).device
-        state = {"gen": None}
+        state: dict[str, Any] = {"gen": None, "z_dim": z_dim}
 
         def sample(n: int) -> torch.Tensor:
             z = torch.randn(n, z_dim, generator=state["gen"]).to(device)
@@ -183,7 +183,24 @@ class GeneratorSource(Source):
         src._rng = state
         return src
 
-    def batches(self, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    @property
+    def shardable(self) -> bool:
+        """Whether :meth:`batches` can hand each rank its share (a generator module: its z
+        come from a seeded stream that every rank can replay)."""
+        return self._rng is not None
+
+    def batches(
+        self, n: int, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[torch.Tensor]:
+        """Batches of ``batch_size`` (the last one smaller) of ``n`` samples.
+
+        ``shard=(rank, world_size)`` (a :attr:`shardable` source only): this rank's batches
+        ``rank, rank + world_size, ...`` of the same sequence; every rank draws all z so
+        each batch has the z it has in one process.
+        """
+        rank, world = shard
+        if world > 1 and not self.shardable:
+            raise ValueError("only a generator module's samples can be sharded")
         # a bare callable draws from the global RNG: seed it inside a fork so the caller's
         # (the trainer's) random stream is left exactly where it was
         with torch.random.fork_rng():
@@ -191,14 +208,21 @@ class GeneratorSource(Source):
                 self._rng["gen"] = torch.Generator().manual_seed(seed)
             else:
                 torch.manual_seed(seed)
-            done = 0
+            done, i = 0, 0
             while done < n:
                 b = min(batch_size, n - done)
-                x = self.sample(b)
-                if len(x) != b:
-                    raise ConfigError(f"sample({b}) returned {len(x)} samples")
-                done += b
-                yield x.detach().float()
+                if i % world == rank:
+                    x = self.sample(b)
+                    if len(x) != b:
+                        raise ConfigError(f"sample({b}) returned {len(x)} samples")
+                    yield x.detach().float()
+                else:
+                    self._skip(b)
+                done, i = done + b, i + 1
+
+    def _skip(self, b: int) -> None:
+        """Advance the z stream past a batch another rank generates."""
+        torch.randn(b, self._rng["z_dim"], generator=self._rng["gen"])  # type: ignore[index]
 
     def describe(self) -> dict[str, Any]:
         return {"type": "generator", "name": self.name}

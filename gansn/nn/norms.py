@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
-from torch.nn.utils import parametrizations
+from torch.nn.utils import parametrizations, parametrize
 
 from gansn.errors import ConfigError
 from gansn.registry import Registry, check_options
@@ -75,6 +76,22 @@ class NoNorm(Norm):
     name = "none"
 
 
+class SpectralNormFP32(parametrizations._SpectralNorm):
+    """torch's spectral-norm parametrization, with the power iteration and sigma in fp32.
+
+    Under autocast ``torch.mv`` runs in fp16/bf16, whose rounding (and ``F.normalize``'s
+    eps, which underflows in fp16) corrupts ``u``, ``v`` and sigma; the division
+    ``W / sigma`` then no longer gives sigma(W) = 1.  Autocast is switched off for this
+    parametrization only, so the layer's own conv/matmul still runs in low precision.
+    Without autocast it computes exactly what torch's class does (same buffers, same
+    state-dict keys).
+    """
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(weight.device.type, enabled=False):
+            return super().forward(weight.float()).to(weight.dtype)
+
+
 @NORMS.register("spectral")
 class SpectralNorm(Norm):
     """Spectral normalization (Miyato et al. 2018): W / sigma(W), sigma by power iteration.
@@ -95,9 +112,14 @@ class SpectralNorm(Norm):
     def wrap(self, layer: nn.Module) -> nn.Module:
         if not isinstance(layer, _WEIGHTED):
             return layer
-        return parametrizations.spectral_norm(
-            layer, n_power_iterations=self.n_power_iterations, eps=self.eps
+        # what parametrizations.spectral_norm does, with the fp32 subclass below
+        dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+        parametrize.register_parametrization(
+            layer,
+            "weight",
+            SpectralNormFP32(layer.weight, self.n_power_iterations, dim, self.eps),
         )
+        return layer
 
     def _options(self) -> dict[str, Any]:
         return {"n_power_iterations": self.n_power_iterations, "eps": self.eps}

@@ -42,6 +42,9 @@ class Hook:
 
     every: int = 0
     name: str = "hook"
+    # under torchrun: True runs the hook on every rank (it uses collectives, as evaluation
+    # does); False runs it on rank 0 only while the other ranks train on
+    collective: bool = False
 
     def __call__(self, host: HookHost, step: int) -> dict[str, Any]:
         raise NotImplementedError
@@ -113,6 +116,7 @@ class EvalHook(Hook):
     """
 
     name = "eval"
+    collective = True  # every rank generates and extracts its share of the fake samples
 
     def __init__(self, evaluator: Any, every: int) -> None:
         self.evaluator, self.every = evaluator, every

@@ -217,3 +217,26 @@ def _attach_file_log(path: Path) -> _RunLogHandler:
     handler.setLevel(logging.INFO)
     logging.getLogger().addHandler(handler)
     return handler
+
+
+class RankRecord(RunRecord):
+    """What a rank other than 0 keeps of the record under torchrun: the signal handlers,
+    so that a stop request reaches the loop on this rank too.  Rank 0's
+    :class:`RunRecord` owns the run dir (lock, status, log, progress bar)."""
+
+    def __enter__(self) -> RankRecord:
+        self._install_signal_handlers()
+        return self
+
+    def advance(self, postfix: dict[str, str] | None = None) -> None:
+        pass
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for s, h in self._old_handlers.items():
+            signal.signal(s, h)
+        self._old_handlers = {}

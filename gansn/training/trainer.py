@@ -11,10 +11,12 @@ is what writes into ``run_dir``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from gansn import checkpoint as ckpt_io
-from gansn import schema
+from gansn import distributed, schema
 from gansn.data import BatchStream, build_dataset
 from gansn.errors import ConfigError, DataError
 from gansn.lipschitz import layer_names
@@ -36,8 +38,8 @@ from gansn.sampling import save_image, to_grid
 from gansn.training.ema import EMA
 from gansn.training.hooks import Hook, build_hooks
 from gansn.training.logging import MetricsLog
-from gansn.training.record import NonFiniteLossError, RunRecord
-from gansn.training.tensorboard import RunWriter
+from gansn.training.record import NonFiniteLossError, RankRecord, RunRecord
+from gansn.training.tensorboard import RunWriter, Silent
 from gansn.utils import (
     import_modules,
     locate,
@@ -109,6 +111,40 @@ def build_optimizer(
         raise ConfigError(f"optimizer {opt_cfg.get('_target_')}: {err}") from None
 
 
+AMP = schema.AMP
+
+# torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (which, unlike the old
+# flag set to False, still syncs buffers when DDP is built)
+_NO_FORWARD_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers"
+    in inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": False}
+)
+
+
+class Precision:
+    """``amp=off|bf16|fp16``: autocast for forward passes (and the losses on their outputs),
+    and, for fp16, a ``GradScaler`` per optimizer.
+
+    Backward passes, optimizer steps, SN's power iteration (see
+    :class:`gansn.nn.norms.SpectralNormFP32`) and every Lipschitz estimate stay fp32.
+    """
+
+    def __init__(self, mode: str, device: torch.device) -> None:
+        if mode not in AMP:
+            raise ConfigError(f"amp must be one of {', '.join(AMP)}, got {mode!r}")
+        self.mode, self.device_type = mode, device.type
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def scaler(self) -> torch.amp.GradScaler:
+        # bf16 keeps fp32's exponent range: only fp16 gradients need loss scaling
+        return torch.amp.GradScaler(self.device_type, enabled=self.mode == "fp16")
+
+
 class Trainer:
     """Trains G and D as configured; ``train()`` runs to ``cfg["steps"]`` G updates.
 
@@ -141,7 +177,11 @@ class Trainer:
             resume = self.run_dir  # re-running into the same run dir continues it
         resume_state = ckpt_io.load_checkpoint(resume, resume=True) if resume else None
 
+        dist_cfg = cfg.get("distributed") or {}
+        self.rank = distributed.setup(str(dist_cfg.get("backend", "auto")))
         self.device = resolve_device(cfg.get("device", "auto"))
+        if self.device.type == "cuda" and self.device.index is None and self.rank.distributed:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg["threads"]))
         seed = int(cfg["seed"])
@@ -153,6 +193,10 @@ class Trainer:
         # reported as the unknown name it is, not as a difference from the saved model
         self.G = build_generator(self.spec).to(self.device)
         self.D = build_discriminator(self.spec).to(self.device)
+        self.channels_last = bool(cfg.get("channels_last", False)) and len(self.spec.shape) == 3
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
         self.loss = build_loss(cfg["loss"])
         if resume_state is not None:
             self._check_compatible(resume_state)
@@ -180,13 +224,29 @@ class Trainer:
         self.g_batch_size = int(cfg.get("g_batch_size") or self.batch_size)
         self.n_dis = int(cfg["n_dis"])
         self.update = str(cfg.get("update", "alternating"))
+        world = self.rank.world_size
+        for key, b in (("batch_size", self.batch_size), ("g_batch_size", self.g_batch_size)):
+            if b % world:
+                raise ConfigError(
+                    f"{key}={b} does not split over {world} ranks: it is the global batch, "
+                    f"each rank takes {key}/{world}; pass a multiple of {world}"
+                )
         self.stream = BatchStream(
             self.dataset,
-            self.batch_size,
+            self.batch_size // world,
             seed=seed,
             num_workers=int(cfg.get("num_workers", 0)),
+            rank=self.rank.rank,
+            world_size=world,
             device=self.device,
         )
+        self.amp = Precision(str(cfg.get("amp", "off")), self.device)
+        self.scaler_g, self.scaler_d = self.amp.scaler(), self.amp.scaler()
+        # what the training steps call: DDP and/or torch.compile wrappers of G and D, while
+        # self.G/self.D stay the plain modules that checkpoints, EMA and hooks see
+        self.G_step, self.D_step = self._wrap(self.G, "G"), self._wrap(self.D, "D")
+        if cfg.get("compile"):
+            self._probe_compiled()
         grid = cfg.get("grid", {})
         self.grid_nrow = int(grid.get("nrow", 8))
         # fixed noise depends on the seed alone, so runs that differ only in their
@@ -221,6 +281,78 @@ class Trainer:
             self.hooks.append(h)
 
     # ------------------------------------------------------------------ setup
+    def _wrap(self, model: nn.Module, who: str) -> nn.Module:
+        """``model`` as the training steps call it: under torchrun a DDP wrapper (SyncBN
+        first when asked for), then ``torch.compile`` when asked for.
+
+        No buffer sync at forward (``forward_sync_buffers=False``, torch 2.13's name for
+        ``broadcast_buffers=False``): DDP's default re-broadcasts rank 0's buffers in place
+        at every forward, and D is called on the real and the fake batch before one
+        backward, so SN's u/v and BN's running statistics would be overwritten between the
+        two calls -- the in-place autograd error of pytorch#22095/#65907 (StudioGAN and
+        MMGeneration turn it off too).  Buffers are still broadcast once at construction
+        (the new flag keeps that; the old one skipped it).  Nothing is lost: parameters are
+        identical on every rank after each all-reduced step and SN's u/v follow from them
+        and their common start deterministically, and BN's running statistics are taken from
+        rank 0 before every evaluation.
+        ``find_unused_parameters`` stays off: SN's and weight norm's parametrizations
+        (``parametrizations.weight.original``) are used in every forward, so no parameter
+        is ever unused (the ``weight_orig`` error of Lightning #20685 came from the old
+        hook-based SN, which gansn does not use).
+        """
+        dist_cfg = self.cfg.get("distributed") or {}
+        if self.rank.distributed:
+            if dist_cfg.get("sync_bn"):
+                if self.device.type != "cuda":
+                    raise ConfigError(
+                        "distributed.sync_bn=true needs CUDA (torch's SyncBatchNorm runs on "
+                        "GPUs only); drop it on CPU"
+                    )
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                setattr(self, who, model)
+            model = nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                **_NO_FORWARD_BUFFER_SYNC,
+            )
+        if who == "D":
+            # the gradient penalty differentiates D twice, which compiled graphs cannot
+            self._D_ddp = model
+        if self.cfg.get("compile"):
+            model = _Compiled(model, who)
+        return model
+
+    def _probe_compiled(self) -> None:
+        """compile=true: one pass of each training pattern through the compiled modules, on
+        batches of the training size, in isolation (RNG, buffers and gradients restored).
+
+        Compiling happens here rather than mid-step, and a compiled module that fails --
+        at the call, or only in its backward pass, as SN's D does when it is called on the
+        real and the fake batch before one backward -- is replaced by the eager module with
+        one warning.
+        """
+        n = self.batch_size // self.rank.world_size
+        shape = (n, *self.spec.shape)
+
+        def d_pattern() -> None:
+            x = torch.randn(shape, device=self.device)
+            (self.D_step(x).sum() + self.D_step(x.flip(0)).sum()).backward()
+
+        def g_pattern() -> None:
+            z = torch.randn(n, self.spec.z_dim, device=self.device)
+            self.D(self.G_step(z)).sum().backward(inputs=self._g_params)
+
+        for who, pattern in (("D", d_pattern), ("G", g_pattern)):
+            wrapper = self.D_step if who == "D" else self.G_step
+            with self._isolated():
+                try:
+                    with self.amp.autocast():
+                        pattern()
+                except Exception as err:
+                    wrapper.fail(err)
+            for p in (*self._g_params, *self._d_params):
+                p.grad = None
+
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         steps = self.steps
         if self.cfg["optim"].get("lr_decay", "none") == "linear":
@@ -264,6 +396,8 @@ class Trainer:
         if self.ema is not None:
             models["G_ema"] = self.ema.shadow.state_dict()
             state["ema"] = {"num_updates": self.ema.num_updates}
+        if self.amp.mode == "fp16":
+            state["scaler"] = {"G": self.scaler_g.state_dict(), "D": self.scaler_d.state_dict()}
         return state
 
     def _load_state(self, s: dict[str, Any]) -> None:
@@ -285,6 +419,7 @@ class Trainer:
             ("sched", lambda: self._load_sched(s["sched"])),
             ("data", lambda: self.stream.load_state_dict(s["data"])),
             ("rng", lambda: set_rng_state(s["rng"])),
+            ("scaler", lambda: self._load_scalers(s.get("scaler"))),
         ):
             try:
                 restore()
@@ -298,6 +433,12 @@ class Trainer:
         self.elapsed = float(s.get("elapsed", 0.0))
         self._hook_states = dict(s.get("hooks") or {})
         self.step = int(s["step"])
+
+    def _load_scalers(self, scalers: dict[str, Any] | None) -> None:
+        # a run that changes amp on resume starts its loss scale afresh
+        if scalers and self.amp.mode == "fp16":
+            self.scaler_g.load_state_dict(scalers["G"])
+            self.scaler_d.load_state_dict(scalers["D"])
 
     def _load_ema_count(self, s: dict[str, Any]) -> None:
         if self.ema is not None and "G_ema" in s["models"]:
@@ -317,6 +458,8 @@ class Trainer:
                     f"and {name} was not written. {self.checkpoint_note()}; lower the learning "
                     "rate or try another normalization/loss"
                 )
+        if not self.rank.is_main:
+            return ckpt_io.checkpoint_dir(self.run_dir) / name  # rank 0 writes it
         path = ckpt_io.save_checkpoint(
             self.state_dict(), ckpt_io.checkpoint_dir(self.run_dir) / name
         )
@@ -338,36 +481,64 @@ class Trainer:
         return self.step >= self.steps
 
     # --------------------------------------------------------------- training
+    def latents(self, n: int) -> torch.Tensor:
+        """This rank's ``(n / world_size, z_dim)`` share of a global latent batch of ``n``.
+
+        Every rank draws the whole global batch from the same RNG stream and keeps its
+        slice: ``n * z_dim`` normals cost nothing next to a forward pass, and the training
+        noise then does not depend on the number of ranks (2 ranks x B/2 train on exactly
+        the latents of 1 process x B, and a run resumes on any number of ranks).
+        """
+        z = torch.randn(n, self.spec.z_dim, device=self.device)
+        share = n // self.rank.world_size
+        return z[self.rank.rank * share : (self.rank.rank + 1) * share]
+
+    def _real(self) -> torch.Tensor:
+        real, _ = self.stream.next_batch()
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real
+
     def d_step(self) -> dict[str, torch.Tensor]:
         """One D update on a real batch and a fresh fake batch."""
-        real, _ = self.stream.next_batch()
-        z = torch.randn(self.batch_size, self.spec.z_dim, device=self.device)
-        with torch.no_grad():
+        real = self._real()
+        z = self.latents(self.batch_size)
+        with torch.no_grad(), self.amp.autocast():
             fake = self.G(z)
         # separate calls, as the SNGAN code does: BatchNorm in D then normalizes real and
-        # fake batches with their own statistics
-        d_real, d_fake = self.D(real), self.D(fake)
-        loss = self.loss.d_loss(d_real, d_fake)
-        penalty = self.loss.penalty(self.D, real, fake)
+        # fake batches with their own statistics (under DDP this is why forward buffer sync
+        # is off: see _wrap)
+        with self.amp.autocast():
+            d_real, d_fake = self.D_step(real), self.D_step(fake)
+            loss = self.loss.d_loss(d_real, d_fake)
+        penalty = self.loss.penalty(self._D_ddp, real, fake.float())
         if penalty is not None:
             loss = loss + penalty
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self.scaler_d.scale(loss).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
         return {
-            "loss/d": loss.detach(),
-            "d/real": d_real.detach().mean(),
-            "d/fake": d_fake.detach().mean(),
+            "loss/d": loss.detach().float(),
+            "d/real": d_real.detach().float().mean(),
+            "d/fake": d_fake.detach().float().mean(),
         }
 
     def g_step(self) -> dict[str, torch.Tensor]:
-        """One G update on a fresh latent batch."""
-        z = torch.randn(self.g_batch_size, self.spec.z_dim, device=self.device)
-        loss = self.loss.g_loss(self.D(self.G(z)))
+        """One G update on a fresh latent batch.
+
+        D is called as the plain module and the backward pass stops at G's parameters
+        (``inputs=``): D's gradients would be thrown away before its next update anyway,
+        and under DDP they would cost an all-reduce of D for nothing.
+        """
+        z = self.latents(self.g_batch_size)
+        with self.amp.autocast():
+            loss = self.loss.g_loss(self.D(self.G_step(z)))
         self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        return {"loss/g": loss.detach()}
+        self.scaler_g.scale(loss).backward(inputs=self._g_params)
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        return {"loss/g": loss.detach().float()}
 
     def simultaneous_step(self) -> dict[str, torch.Tensor]:
         """One simultaneous D and G update from a single forward pass.
@@ -376,28 +547,31 @@ class Trainer:
         gradient is its own loss's, then both optimizers step.  This is the update of the
         ALI/PacGAN code (``ali_algorithm``: one Theano function computing both gradients).
         """
-        real, _ = self.stream.next_batch()
-        z = torch.randn(self.batch_size, self.spec.z_dim, device=self.device)
-        fake = self.G(z)
-        d_real, d_fake = self.D(real), self.D(fake)
-        d_loss = self.loss.d_loss(d_real, d_fake)
-        penalty = self.loss.penalty(self.D, real, fake.detach())
+        real = self._real()
+        z = self.latents(self.batch_size)
+        with self.amp.autocast():
+            fake = self.G_step(z)
+            d_real, d_fake = self.D_step(real), self.D_step(fake)
+            d_loss = self.loss.d_loss(d_real, d_fake)
+            g_loss = self.loss.g_loss(d_fake)
+        penalty = self.loss.penalty(self._D_ddp, real, fake.detach().float())
         if penalty is not None:
             d_loss = d_loss + penalty
-        g_loss = self.loss.g_loss(d_fake)
         self.opt_d.zero_grad(set_to_none=True)
         self.opt_g.zero_grad(set_to_none=True)
         # ``inputs=`` keeps each loss's gradient on its own side: D's loss does not reach
-        # G's parameters and G's loss leaves no gradient in D
-        d_loss.backward(inputs=self._d_params, retain_graph=True)
-        g_loss.backward(inputs=self._g_params)
-        self.opt_d.step()
-        self.opt_g.step()
+        # G's parameters and G's loss leaves no gradient in D (under DDP each wrapper then
+        # sees exactly one backward pass over its parameters per step)
+        self.scaler_d.scale(d_loss).backward(inputs=self._d_params, retain_graph=True)
+        self.scaler_g.scale(g_loss).backward(inputs=self._g_params)
+        for scaler, opt in ((self.scaler_d, self.opt_d), (self.scaler_g, self.opt_g)):
+            scaler.step(opt)
+            scaler.update()
         return {
-            "loss/d": d_loss.detach(),
-            "d/real": d_real.detach().mean(),
-            "d/fake": d_fake.detach().mean(),
-            "loss/g": g_loss.detach(),
+            "loss/d": d_loss.detach().float(),
+            "d/real": d_real.detach().float().mean(),
+            "d/fake": d_fake.detach().float().mean(),
+            "loss/g": g_loss.detach().float(),
         }
 
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -411,8 +585,16 @@ class Trainer:
             for _ in range(self.n_dis):
                 out = self.d_step()
             out.update(self.g_step())
-        self.sched_g.step()
-        self.sched_d.step()
+        if self.amp.mode == "fp16":
+            with warnings.catch_warnings():
+                # the GradScaler skips the optimizer step of a batch whose gradients
+                # overflowed (by design); torch then warns that the scheduler went first
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+                self.sched_g.step()
+                self.sched_d.step()
+        else:
+            self.sched_g.step()
+            self.sched_d.step()
         self.step += 1
         if self.ema is not None:
             self.ema.update(self.G, self.step)
@@ -447,11 +629,13 @@ class Trainer:
             ) from None
 
     def _train(self) -> dict[str, float]:
+        main = self.rank.is_main
         with (
-            RunRecord(self) as record,
-            RunWriter(self.run_dir, purge_step=self.step or None) as writer,
+            RunRecord(self) if main else RankRecord(self) as record,
+            RunWriter(self.run_dir, purge_step=self.step or None) if main else Silent() as writer,
         ):
-            self.metrics.truncate_after(self.step)
+            if main:
+                self.metrics.truncate_after(self.step)
             if self.step == 0:
                 writer.config(self.cfg, self.spec)
                 names = layer_names(self.D)
@@ -473,6 +657,8 @@ class Trainer:
             while self.step < self.steps and self.stopped_by is None:
                 t0 = time.perf_counter()
                 out = self.train_step()
+                if self.rank.distributed:
+                    out = self._agree(out)
                 self.elapsed += time.perf_counter() - t0
                 _check_finite(out, self.step, self.checkpoint_note)
                 for k, v in out.items():
@@ -506,13 +692,25 @@ class Trainer:
                 writer.hparams(self.cfg, self.spec, self._last_values)
         return dict(self._last_values)
 
+    def _agree(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One all-reduce per step: the losses averaged over ranks (what one process with
+        the whole batch logs), and whether any rank was asked to stop, so all ranks stop
+        (and save) after the same step and a NaN on one rank stops every rank."""
+        keys = sorted(out)
+        stop = torch.tensor([float(self.stopped_by is not None)], device=self.device)
+        vec = torch.cat([torch.stack([out[k].float() for k in keys]), stop])
+        distributed.all_reduce_sum(vec)
+        if vec[-1] > 0 and self.stopped_by is None:
+            self.stopped_by = "SIGTERM"  # another rank's signal (torchrun forwards SIGTERM)
+        return {k: vec[i] / self.rank.world_size for i, k in enumerate(keys)}
+
     def _window(self, sums: dict[str, torch.Tensor], n: int, seconds: float) -> dict[str, float]:
         """Means over the last ``n`` steps, learning rates and speed."""
         values = {k: float(v) / n for k, v in sums.items()}
         values["lr/g"] = self.opt_g.param_groups[0]["lr"]
         values["lr/d"] = self.opt_d.param_groups[0]["lr"]
         values["time/step_ms"] = 1000 * seconds / n
-        values["time/images_per_s"] = self.batch_size * self.n_dis * n / seconds
+        values["time/images_per_s"] = self.batch_size * self.n_dis * n / seconds  # all ranks
         return values
 
     # ------------------------------------------------------------ periodic work
@@ -526,14 +724,21 @@ class Trainer:
                 return True
             return False
 
-        cfg = self.cfg
+        cfg, main = self.cfg, self.rank.is_main
         for hook in self.hooks:
             if due(hook.name, hook.every):
+                collective = getattr(hook, "collective", False)
+                if not (main or collective):
+                    continue  # rank 0 measures alone; the others train on
+                if collective:
+                    # ranks sample together: with rank 0's BN statistics, the checkpoint's
+                    distributed.broadcast_buffers(self.G)
+                    distributed.broadcast_buffers(self.sampler)
                 with self._isolated():
                     values = hook(self, self.step)
                 self._emit(writer, values)
                 self._track_best(values)
-        if due("samples", int(cfg.get("sample_every", 0))) or final:
+        if (due("samples", int(cfg.get("sample_every", 0))) or final) and main:
             self.write_samples(writer, final)
         if due("ckpt", int(cfg.get("ckpt_every", 0))):
             self.save()
@@ -544,8 +749,9 @@ class Trainer:
     def _emit(self, writer: Any, values: dict[str, float]) -> None:
         if not values:
             return
-        writer.scalars(values, self.step)
-        self.metrics.append(self.step, self.elapsed, values)
+        if self.rank.is_main:
+            writer.scalars(values, self.step)
+            self.metrics.append(self.step, self.elapsed, values)
         self._last_values.update({k: v for k, v in values.items() if isinstance(v, float)})
 
     def _track_best(self, values: dict[str, float]) -> None:
@@ -593,6 +799,40 @@ class Trainer:
         writer.image("samples/fixed", grid, self.step)
         name = "final.png" if final else f"step_{self.step:06d}.png"
         return save_image(grid, self.run_dir / "samples" / name)
+
+
+class _Compiled:
+    """``torch.compile(model)``, or ``model`` itself once compiling it failed.
+
+    Compilation happens at the first call; where it cannot handle a module (a
+    parametrization or a user layer dynamo does not trace, no C++ compiler for inductor),
+    the run warns once and goes on uncompiled rather than stopping.
+    """
+
+    def __init__(self, model: nn.Module, who: str) -> None:
+        self.eager, self.who = model, who
+        self.compiled: Any = torch.compile(model)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as err:
+                self.fail(err)
+        return self.eager(*args, **kwargs)
+
+    def fail(self, err: BaseException) -> None:
+        """Go on with the eager module, saying once why."""
+        if self.compiled is None:
+            return
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        log.warning(
+            "compile=true: torch.compile cannot run %s here (%s: %s); training it uncompiled",
+            self.who,
+            type(err).__name__,
+            first,
+        )
+        self.compiled = None
 
 
 def _check_finite(

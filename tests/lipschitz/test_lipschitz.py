@@ -495,7 +495,7 @@ def test_cli_and_sv_script_on_a_saved_checkpoint(tmp_path, capsys):
         paths.append(path)
     main([f"ckpt={paths[0]}", "n_iter=5", "n=4"])
     text = capsys.readouterr().out
-    assert "Conv2d+SpectralNorm" in text and "lipschitz/upper_operator" in text
+    assert "Conv2d+SpectralNormFP32" in text and "lipschitz/upper_operator" in text
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "sv_spectrum.py"
     spec_ = importlib.util.spec_from_file_location("sv_spectrum", script)
