@@ -8,7 +8,7 @@ gives each variant's median over rounds, the spread (min-max) over rounds, and t
 medians to the baseline.
 
     python scripts/bench_scale.py [--rounds 3] [--steps 120] [--width 0.25] [--batch 64]
-        [--variants base,threads2,ddp2,compile,channels_last,bf16]
+        [--variants base,threads2,ddp2,compile,channels_last,bf16,...]  (see VARIANTS)
 """
 
 from __future__ import annotations
@@ -34,6 +34,16 @@ VARIANTS: dict[str, tuple[list[str], int, int, str]] = {
     "compile": (["compile=true"], 1, 1, "1 process, 1 thread, compile=true"),
     "channels_last": (["channels_last=true"], 1, 1, "1 process, 1 thread, channels_last=true"),
     "bf16": (["amp=bf16"], 1, 1, "1 process, 1 thread, amp=bf16"),
+    "threads2_bf16": (["amp=bf16"], 1, 2, "1 process, 2 threads, amp=bf16"),
+    # an SN D falls back to eager under compile (docs/distributed.md): compile's full effect
+    # needs a D without SN
+    "base_dnone": (["norm@d_norm=none"], 1, 1, "1 process, 1 thread, D norm none"),
+    "compile_dnone": (
+        ["norm@d_norm=none", "compile=true"],
+        1,
+        1,
+        "1 process, 1 thread, D norm none, compile=true",
+    ),
 }
 
 

@@ -341,7 +341,7 @@ def get_classifier(
         raise ConfigError(f"classifier file {path} does not exist and no dataset to train on")
     log.info(
         "training the %s classifier whose features classifier-FID, precision/recall and class "
-        "modes use: once per dataset (%s epochs, ~2-3 min on a 2-core CPU for Fashion-MNIST); "
+        "modes use: once per dataset (%s epochs, about 30 s on a 2-core CPU for Fashion-MNIST); "
         "%s",
         getattr(dataset, "name", "dataset"),
         epochs,
