@@ -103,6 +103,7 @@ class RunWriter:
             k: float(v)
             for k, v in final.items()
             if k.split("/")[0] in ("loss", "d", "metrics", "modes", "lipschitz")
+            and k not in TEXT_TAGS  # flags: text, not a metric column
         }
         exp, ssi, sei = hparams(hp, metrics)
         fw = self.w._get_file_writer()

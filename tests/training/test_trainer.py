@@ -304,6 +304,14 @@ def test_tensorboard_layout_bracket_layer_charts_and_text_flags(tiny_cfg, tmp_pa
     # every chart's tags exist as scalars: no empty panels
     for c in cats["D layers: sigma_matrix vs sigma_operator"].chart:
         assert {t.replace("\\", "") for t in c.multiline.tag} <= scalars
+    # HParams: the final metrics are columns, the flags are not
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    data = plugin_data_pb2.HParamsPluginData()
+    data.ParseFromString(acc.SummaryMetadata("_hparams_/experiment").plugin_data.content)
+    columns = {m.name.tag for m in data.experiment.metric_infos}
+    assert "lipschitz/upper_operator" in columns and "loss/d" in columns
+    assert not columns & {"lipschitz/bound_valid", "lipschitz/bound_train_mode"}
 
 
 def test_terminal_summary_says_where_things_are_and_what_was_measured(tiny_cfg, tmp_path):
