@@ -122,8 +122,8 @@ def disk(tmp_path: Path) -> dict[str, Path]:
 # (extra overrides, fragments the one line must hold)
 TRAIN_CASES: list[tuple[list[str], list[str]]] = [
     # unknown keys, with and without Hydra's +, and typos of group options
-    (["foo=1"], ["unknown key foo", "valid keys: batch_size"]),
-    (["+foo=1"], ["unknown key foo", "valid keys: batch_size"]),
+    (["foo=1"], ["unknown key foo", "valid keys: amp, batch_size"]),
+    (["+foo=1"], ["unknown key foo", "valid keys: amp, batch_size"]),
     (["modl=dcgan"], ["unknown key modl", "did you mean model?"]),
     (["model.options.bogus=1"], ["unknown key model.options.bogus", "init_std"]),
     (["dataset.nn=5"], ["unknown key dataset.nn", "did you mean dataset.n?"]),
