@@ -18,6 +18,7 @@ import datetime
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -116,8 +117,6 @@ def setup(backend: str = "auto", timeout_s: float = 1800.0) -> Rank:
 
 def current() -> Rank:
     """This process's rank in the initialised group, or one process."""
-    import sys
-
     if "torch" not in sys.modules:
         return Rank()  # no torch loaded, so no process group either
     dist = _dist()

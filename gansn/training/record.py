@@ -167,9 +167,7 @@ class RunRecord:
             self._write("failed", message)
 
     def _teardown(self) -> None:
-        for s, h in self._old_handlers.items():
-            signal.signal(s, h)
-        self._old_handlers = {}
+        self._restore_signal_handlers()
         if self._file_log is not None:
             logging.getLogger().removeHandler(self._file_log)
             self._file_log.close()
@@ -178,6 +176,11 @@ class RunRecord:
     def _write(self, status: str, error: str | None) -> None:
         t = self.trainer
         write_status(t.run_dir, status=status, step=t.step, error=error, wall_time_s=t.elapsed)
+
+    def _restore_signal_handlers(self) -> None:
+        for s, h in self._old_handlers.items():
+            signal.signal(s, h)
+        self._old_handlers = {}
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -237,6 +240,4 @@ class RankRecord(RunRecord):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for s, h in self._old_handlers.items():
-            signal.signal(s, h)
-        self._old_handlers = {}
+        self._restore_signal_handlers()
