@@ -655,8 +655,8 @@ def mixture_modes_metric(
     tags={
         "modes/class_coverage": ("max", "Class cov."),
         "modes/class_kl": ("min", "Class KL"),
-        "modes/stacked_covered": ("max", "Stacked modes", False),
-        "modes/stacked_kl": ("min", "Stacked KL", False),
+        "modes/stacked_covered": ("max", "Stacked modes"),
+        "modes/stacked_kl": ("min", "Stacked KL"),
     }
 )
 def class_modes_metric(ctx: EvalContext, min_count: int = 1) -> dict[str, float]:
