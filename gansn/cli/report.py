@@ -1,4 +1,5 @@
-"""``gansn-report <sweep dir> [--out DIR] [--title T]``: a sweep's runs -> one report folder.
+"""``gansn-report <sweep dir> [--out DIR] [--title T] [--curves TAG,...]``: a sweep's runs
+-> one report folder.
 
 No Hydra app: the report reads finished run directories and needs no config composition.
 """
@@ -11,8 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gansn.cli.args import ArgumentParser
+from gansn.cli.args import ArgumentParser, comma_list
 from gansn.errors import ConfigError
+from gansn.schema import Str
 
 
 def _folder_to_write(text: str) -> str:
@@ -59,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         help="skip figures that load checkpoints (spectra, toy points)",
     )
     p.add_argument(
+        "--curves",
+        default=[],
+        type=comma_list(Str()),
+        metavar="TAG[,TAG...]",
+        help="more logged tags to plot against the step, e.g. metrics/recall,modes/class_coverage",
+    )
+    p.add_argument(
         "--embed-images",
         action="store_true",
         help="inline the PNGs into report.html (one self-contained file)",
@@ -88,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plots=not args.no_plots,
             checkpoint_figures=not args.no_checkpoints,
             embed_images=args.embed_images,
+            curves=args.curves,
         )
     except (FileNotFoundError, ReportDependencyError, ConfigError) as err:
         print(f"gansn-report: error: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -68,21 +69,26 @@ def _seconds(s: float | None) -> str:
 
 
 def _figures(
-    doc: Document, setting: Setting, out: Path, checkpoints: bool
+    doc: Document,
+    setting: Setting,
+    out: Path,
+    checkpoints: bool,
+    curves: Sequence[str] = (),
 ) -> tuple[list[str], list[dict[str, str]]]:
     """Draw the figures that apply to ``setting`` into ``doc``, and say there why any other
-    is missing; return the files drawn and those that failed or had no data (and why)."""
+    is missing; return the files drawn and those that failed or had no data (and why).
+    ``curves``: more logged tags to draw against the step, after the main metric's."""
     used = [r for row in setting.rows for r in row.used]
     have = {t for r in used for t in r.series}
     main = next((t for t in MAIN_METRICS if t in have), None)
     plan = [
         (t.replace("/", "_"), f"{label(t)} vs step", partial(plotting.curves_figure, tag=t))
-        for t in dict.fromkeys([main, "modes/covered"])
+        for t in dict.fromkeys([main, "modes/covered", *curves])
         if t in have
     ]
+    notes = [f"{t} vs step: no run logged {t}." for t in curves if t not in have]
     if any(t.startswith("lipschitz/") for t in have):
         plan.append(("lipschitz", "Lipschitz bracket", plotting.lipschitz_figure))
-    notes = []
     with_ckpt = [r for r in used if r.checkpoint]
     if checkpoints and not with_ckpt:
         notes.append("Singular value spectra: no checkpoints/last.pt in any run.")
@@ -246,13 +252,15 @@ def build_report(
     plots: bool = True,
     checkpoint_figures: bool = True,
     embed_images: bool = False,
+    curves: Sequence[str] = (),
 ) -> Path:
     """Aggregate the sweep in ``sweep_dir`` into a report folder and return that folder.
 
     Writes ``report.md``, ``report.html``, ``summary.json`` and ``fig_*.png`` into
     ``out_dir`` (default ``<sweep_dir>/report``).  ``plots=False`` skips every figure (no
     matplotlib needed); ``checkpoint_figures=False`` skips those that load checkpoints
-    (spectra, toy points).  ``embed_images`` inlines the PNGs into the HTML.
+    (spectra, toy points).  ``embed_images`` inlines the PNGs into the HTML.  ``curves``
+    names more logged tags (e.g. ``metrics/recall``) to draw against the step.
 
     Raises ``FileNotFoundError`` if there is no run dir, and
     ``ReportDependencyError`` if ``plots`` and matplotlib is not installed.
@@ -298,7 +306,7 @@ def build_report(
     for s in study.settings:
         _setting_section(doc, s, many=len(study.settings) > 1)
         if plots:
-            figures[s.id], gone = _figures(doc, s, out, checkpoint_figures)
+            figures[s.id], gone = _figures(doc, s, out, checkpoint_figures, curves)
             missing += gone
     if not plots:
         doc.para("Figures were not drawn (--no-plots).")
