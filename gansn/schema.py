@@ -429,6 +429,7 @@ TRAIN = Node(
         "setting": Str(null=True),
         "device": Device(),
         "threads": Int(0),
+        "flush_denormal": Bool(),
         "amp": Choice(AMP),
         "compile": Bool(),
         "channels_last": Bool(),

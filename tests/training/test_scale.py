@@ -107,6 +107,20 @@ def test_an_unknown_amp_mode_is_refused(tiny_cfg, tmp_path):
 # --- channels-last and compile ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("flush", [True, False])
+def test_flush_denormal_follows_the_config(tiny_cfg, tmp_path, flush):
+    # a denormal operand reads as 0 once flushing is on (x86 DAZ); the product shows which
+    tiny = 1e-39  # below float32's smallest normal, 1.18e-38
+    try:
+        build_trainer(tiny_cfg(f"flush_denormal={str(flush).lower()}")[0], tmp_path)
+        got = (torch.tensor([tiny]) * 1.0).item()
+        if flush and got != 0.0 and not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
+        assert got == (0.0 if flush else pytest.approx(tiny, rel=1e-6))
+    finally:
+        torch.set_flush_denormal(False)  # torch's default, for the tests that follow
+
+
 def test_channels_last_trains_what_contiguous_trains(tiny_cfg, tmp_path):
     cfg, ov = tiny_cfg(*SGD, "norm@g_norm=none", "channels_last=true", "steps=3")
     a = build_trainer(cfg, tmp_path / "a", overrides=ov)
