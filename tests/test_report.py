@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import yaml
 
@@ -285,6 +286,29 @@ def test_report_files_and_figures(built):
     ]
     assert not (out / "fig_s1_modes_covered.png").exists()
     assert "Modes vs step (every run logged 8 at every step)" in (out / "report.md").read_text()
+
+
+def test_spectra_breadth_is_the_stable_rank_fraction_of_each_checkpoint(built, sweep):
+    import torch
+
+    out, summary = built
+    (setting,) = summary["settings"]
+    breadth = setting["spectra_breadth"]
+    assert breadth["layers"][0].startswith("layer 1") and len(breadth["layers"]) == 2
+    for row in setting["rows"]:
+        want = []
+        for rel in row["runs"]:
+            sd = torch.load(sweep / rel / "checkpoints" / "last.pt", weights_only=False)
+            sd = sd["models"]["D"]
+            # the raw weights, in layer order: SN only rescales, which leaves sigma_i / sigma_1
+            mats = [v.numpy() for k, v in sd.items() if k.endswith(("weight", "original"))]
+            fractions = []
+            for w in mats[:2]:  # the last layer (one output) has a single singular value
+                sv = np.linalg.svd(w.reshape(w.shape[0], -1), compute_uv=False)
+                fractions.append(float((sv**2).sum() / sv[0] ** 2 / sv.size))
+            want.append(fractions)
+        np.testing.assert_allclose(breadth["runs"][row["norm"]], want, rtol=1e-6)
+    assert "stable rank Σσ_i²/σ_1²" in (out / "report.md").read_text()
 
 
 def test_report_table_values_and_best(built):

@@ -274,16 +274,28 @@ def spectra_panels(
     # indices inside nn.Sequential, so the same layer has different names under different norms.
     panels: dict[str, dict[str, np.ndarray]] = {lb: {} for lb in spectra}
     dropped = []
+    for i, title, keep in _layer_positions(spectra):
+        if not keep:
+            dropped.append(title)
+            continue
+        for lb, layers in spectra.items():
+            if i < len(layers):
+                panels[lb][title] = np.asarray(layers[i][1])
+    return panels, dropped
+
+
+def _layer_positions(
+    spectra: dict[str, list[tuple[str, np.ndarray]]],
+) -> list[tuple[int, str, bool]]:
+    """``(position, panel title, kept)`` per layer position: kept unless every norm's layer
+    there has a single singular value."""
+    out = []
     for i in range(max(map(len, spectra.values()), default=0)):
         names = {layers[i][0] for layers in spectra.values() if i < len(layers)}
         title = f"layer {i + 1}" + (f": {names.pop()[-24:]}" if len(names) == 1 else "")
-        here = {lb: np.asarray(layers[i][1]) for lb, layers in spectra.items() if i < len(layers)}
-        if all(v.size <= 1 for v in here.values()):
-            dropped.append(title)
-            continue
-        for lb, values in here.items():
-            panels[lb][title] = values
-    return panels, dropped
+        sizes = [np.asarray(layers[i][1]).size for layers in spectra.values() if i < len(layers)]
+        out.append((i, title, any(n > 1 for n in sizes)))
+    return out
 
 
 def spectra_figure(setting: Setting, path: Path) -> str:
@@ -314,6 +326,45 @@ def spectra_figure(setting: Setting, path: Path) -> str:
         f"training ({_seed_text(seed)}); layers matched by position (cf. SNGAN, figure 2)."
         + left_out
     )
+
+
+def stable_rank_fraction(values: np.ndarray) -> float:
+    """How broad a spectrum is: the stable rank sum(sigma_i^2) / sigma_1^2 over the number of
+    singular values k -- 1 when all equal the largest, 1/k for a rank-one matrix."""
+    v = np.asarray(values, np.float64)
+    return float(((v / v[0]) ** 2).sum() / v.size) if v.size and v[0] > 0 else math.nan
+
+
+def spectra_breadth(setting: Setting) -> tuple[list[str], dict[str, list[list[float]]]]:
+    """SNGAN figure 2 in numbers: per norm, every seed's stable-rank fraction of each D layer.
+
+    Returns ``(layer titles, {norm: [[fraction per layer] per run with a checkpoint]})``;
+    layers are matched by position (as in :func:`spectra_figure`) and those with a single
+    singular value left out.
+    """
+    spectra = {
+        row.label: [
+            list(singular_value_spectra(load_models(r.checkpoint)[1]).items())
+            for r in row.used
+            if r.checkpoint
+        ]
+        for row in setting.rows
+    }
+    spectra = {k: v for k, v in spectra.items() if v}
+    if not spectra:
+        return [], {}
+    # the layers and their titles: from the first run of each norm, as in the figure
+    firsts = {norm: runs[0] for norm, runs in spectra.items()}
+    kept = [(i, t) for i, t, keep in _layer_positions(firsts) if keep]
+    titles, index = [t for _, t in kept], [i for i, _ in kept]
+    table = {
+        norm: [
+            [stable_rank_fraction(layers[i][1]) if i < len(layers) else math.nan for i in index]
+            for layers in runs
+        ]
+        for norm, runs in spectra.items()
+    }
+    return titles, table
 
 
 def _real_points(run: Run, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
