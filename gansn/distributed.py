@@ -110,7 +110,16 @@ def setup(backend: str = "auto", timeout_s: float = 1800.0) -> Rank:
         backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
     if cuda:
         torch.cuda.set_device(rank.local_rank % torch.cuda.device_count())
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    try:
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    except dist.DistStoreError as err:  # the others never came: one line that says why
+        where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+        raise ConfigError(
+            f"rank {rank.rank} of {rank.world_size} waited at {where} and the other ranks did "
+            f"not join ({err}); start one process per rank: `torchrun --nproc-per-node=N "
+            "gansn-train ...`, or under SLURM `srun gansn-train ...` (an sbatch script that "
+            "runs gansn-train without srun starts one process for all its tasks)"
+        ) from None
     log.info("rank %d of %d joined the process group (%s)", rank.rank, rank.world_size, backend)
     return rank
 

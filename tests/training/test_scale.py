@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 
 import pytest
 import torch
@@ -119,6 +120,28 @@ def test_flush_denormal_follows_the_config(tiny_cfg, tmp_path, flush):
         assert got == (0.0 if flush else pytest.approx(tiny, rel=1e-6))
     finally:
         torch.set_flush_denormal(False)  # torch's default, for the tests that follow
+
+
+def test_ranks_that_never_join_are_one_clear_error(monkeypatch):
+    # what `sbatch --ntasks=2` running gansn-train without srun looks like to its one process
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):  # setup() exports these: undo them after
+        monkeypatch.setenv(k, "0")
+        monkeypatch.delenv(k)
+    env = {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_JOB_ID": "7"}
+    for k, v in {**env, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError, match=r"rank 0 of 2 waited at 127\.0\.0\.1:\d+ .*srun"):
+        distributed.setup("gloo", timeout_s=1)
+    assert not distributed.current().distributed
+    assert os.environ["WORLD_SIZE"] == "2"  # exported by setup(), removed by monkeypatch
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_channels_last_trains_what_contiguous_trains(tiny_cfg, tmp_path):
