@@ -422,6 +422,7 @@ TRAIN = Node(
     {
         "seed": Int(0),
         "steps": Int(1),
+        "steps_by_setting": Dict(null=True),  # used as steps: ${steps_by_setting.${setting}}
         "batch_size": Int(1),
         "g_batch_size": Int(1, null=True),
         "n_dis": Int(1),

@@ -2,12 +2,12 @@
 # Pilot of the Fashion-MNIST normalization study: learning curves of SN and unnormalized D
 # at a conservative and an aggressive SNGAN optimizer setting, evaluated every 200 G steps,
 # from which the study's length and settings are chosen (README, "Fashion-MNIST study").
-#   scripts/fmnist_pilot.sh                    # C for 2000 G steps, F for 1000, seed 0
+#   scripts/fmnist_pilot.sh                    # C for 2000 G steps, F for 600, seed 0
 #   SETTINGS="C:2000 D:1000" NORMS=spectral,none,batch scripts/fmnist_pilot.sh
 # Each setting is one two-run sweep (one thread per run) under $OUT/<setting>; then the
 # report, with the curves of recall and class coverage beside FID, goes to $OUT/report.
 set -euo pipefail
-SETTINGS=${SETTINGS:-C:2000 F:1000}
+SETTINGS=${SETTINGS:-C:2000 F:600}
 NORMS=${NORMS:-spectral,none}
 SEED=${SEED:-0}
 OUT=${OUT:-multirun/fmnist_pilot}

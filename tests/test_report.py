@@ -270,6 +270,22 @@ def test_study_groups_norms_into_rows(sweep):
     assert [row.label for row in setting.rows] == ["spectral", "none"]
 
 
+def test_the_report_flag_does_not_split_settings(sweep, tmp_path):
+    import shutil
+
+    # two sweeps of one study collected together, one with report=true and one without
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    (copy / "multirun.yaml").unlink()
+    for d in sorted(p for p in copy.iterdir() if (p / ".hydra").is_dir())[:3]:
+        ov = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
+        (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*ov, "report=true"]))
+        if (d / "config.yaml").is_file():
+            cfg = yaml.safe_load((d / "config.yaml").read_text())
+            (d / "config.yaml").write_text(yaml.safe_dump({**cfg, "report": True}))
+    study = _study(copy)
+    assert study.setting_keys == [] and len(study.settings) == 1
+
+
 def test_report_files_and_figures(built):
     out, summary = built
     for name in ("report.md", "report.html", "summary.json"):

@@ -31,7 +31,7 @@ def _hydra_cfg(overrides: list[str]):
             "norm_study_fmnist",
             28,
             {
-                "setting": {"A", "F"},
+                "setting": {"C", "F"},
                 "seed": {"0", "1"},
                 "norm@d_norm": {
                     "spectral",
@@ -44,7 +44,7 @@ def _hydra_cfg(overrides: list[str]):
                 },
             },
         ),
-        ("norm_study_fmnist_quick", 14, {"setting": {"A", "F"}, "seed": {"0"}}),
+        ("norm_study_fmnist_quick", 14, {"setting": {"C", "F"}, "seed": {"0"}}),
     ],
 )
 def test_study_grid(preset, n_jobs, axes):
@@ -60,6 +60,24 @@ def test_study_grid(preset, n_jobs, axes):
     # every job of the grid composes
     for combo in itertools.product(*[[f"{k}={v}" for v in sorted(vs)] for k, vs in params.items()]):
         _hydra_cfg([f"experiment={preset}", *combo])
+
+
+@pytest.mark.parametrize(
+    ("preset", "lengths"),
+    [
+        ("norm_study_fmnist", {"C": 2000, "F": 800}),
+        ("norm_study_fmnist_quick", {"C": 600, "F": 200}),
+    ],
+)
+def test_study_length_follows_the_setting(preset, lengths):
+    from omegaconf.errors import InterpolationKeyError
+
+    for setting, steps in lengths.items():
+        cfg = _hydra_cfg([f"experiment={preset}", f"setting={setting}"])
+        assert (cfg.steps, cfg.setting) == (steps, setting)
+    assert _hydra_cfg([f"experiment={preset}", "setting=D", "steps=7"]).steps == 7
+    with pytest.raises(InterpolationKeyError, match=r"steps_by_setting\.D"):
+        _ = _hydra_cfg([f"experiment={preset}", "setting=D"]).steps
 
 
 def test_quick_study_runs_two_jobs_at_a_time():

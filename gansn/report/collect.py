@@ -199,6 +199,10 @@ def canon(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
+# keys that never change what a run trains (report: whether the sweep writes a report)
+NOT_AXES = frozenset({"report"})
+
+
 def sweep_axes(sweep_dir: Path, runs: Sequence[Run]) -> list[Axis]:
     """The keys the sweep varies, in Hydra's job-nesting order.
 
@@ -218,6 +222,8 @@ def sweep_axes(sweep_dir: Path, runs: Sequence[Run]) -> list[Axis]:
         named = f"{pkg}.name"
         grouped = any(named in r.flat for r in runs) and not any(pkg in r.flat for r in runs)
         axis = Axis(override, named if grouped else pkg)
+        if axis.key in NOT_AXES:
+            continue
         # A run with neither config nor overrides (killed at start-up) has no say.
         if len({canon(axis.value(r)) for r in runs if r.flat or r.choices}) > 1:
             axes.append(axis)
