@@ -105,6 +105,8 @@ def test_every_registered_metric_describes_exactly_the_tags_it_returns() -> None
         "modes/kl",
         "modes/class_coverage",
         "modes/class_kl",
+        "modes/stacked_covered",
+        "modes/stacked_kl",
     ]
 
 
