@@ -143,6 +143,10 @@ TRAIN_CASES: list[tuple[list[str], list[str]]] = [
     (["steps=[1"], ["cannot parse 'steps=[1'"]),
     (["seed=0,1"], ["seed=0,1", "add -m"]),
     (["steps=${nope}"], ["steps", "nope"]),
+    (
+        ["experiment=norm_study_fmnist", "setting=D"],
+        ["steps: this preset sets the length per optimizer setting", "+steps_by_setting.D=<G"],
+    ),
     (["--cfg", "job", "dataset.nn=5"], ["unknown key dataset.nn"]),
     # types and ranges of every numeric key
     (["steps=0"], ["steps must be a positive integer, got 0"]),

@@ -11,6 +11,7 @@ raised inside the app (a resume's composition).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,12 @@ def hydra_error_line(err: BaseException, overrides: list[str]) -> str:
     text = str(err)
     if key and ("Could not override" in text or "not in struct" in text):
         return _unknown_key_line(str(key), overrides)
+    missing = re.search(r"Interpolation key '(steps_by_setting\.[^']+)' not found", text)
+    if key == "steps" and missing:  # a study preset's per-setting length, for a new setting
+        return (
+            f"steps: this preset sets the length per optimizer setting and has no "
+            f"{missing.group(1)}; add +{missing.group(1)}=<G steps> or steps=<G steps>"
+        )
     if key:  # an OmegaConf error (a broken interpolation): its first line, for that key
         return f"{key}: {_lines(text)[0]}"
     if "Ambiguous value for argument" in text:
