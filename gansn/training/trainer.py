@@ -185,7 +185,7 @@ class Trainer:
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg["threads"]))
         # Denormal floats (|x| < 1.2e-38) take a slow path on x86 CPUs. A D that saturates
-        # (e.g. SNGAN setting F) fills activations and gradients with them: measured 2-2.8x
+        # (e.g. SNGAN setting F) fills activations and gradients with them: measured 1.6-2.8x
         # slower steps here (BENCHMARKS.md). Flushing them to zero costs nothing otherwise.
         torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
         seed = int(cfg["seed"])
