@@ -10,23 +10,24 @@ perfect generator would score under the stacked_fmnist protocol, classifier erro
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import torch
 
 
-def main() -> None:
+def main() -> int:
+    from gansn.cli.args import ArgumentParser, typed
     from gansn.config import compose, to_plain
     from gansn.data import build_dataset
     from gansn.metrics.features import ClassifierFeatures
     from gansn.metrics.modes import stacked_modes
+    from gansn.schema import Int
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=26_000, help="stacked samples (PacGAN: 26,000)")
+    p = ArgumentParser(prog="stacked_real_modes", description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=typed(Int(1)), default=26_000, help="stacked samples (26,000)")
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--seed", type=int, default=0, help="seed of the triplet draw")
+    p.add_argument("--seed", type=typed(Int(0)), default=0, help="seed of the triplet draw")
     a = p.parse_args()
     cfg = to_plain(compose(["experiment=stacked_fmnist"]))
     ds_cfg = {**cfg["dataset"], "split": a.split, "n": a.n, "seed": a.seed}
@@ -42,7 +43,10 @@ def main() -> None:
     out = stacked_modes(np.concatenate(labels), ext.num_classes)
     out.update(n=len(ds), split=a.split, classifier_test_accuracy=ext.info.get("test_accuracy"))
     print(json.dumps(out, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from gansn.cli.args import run_script
+
+    run_script(main, "stacked_real_modes")
