@@ -19,16 +19,6 @@ from gansn.metrics.sources import GeneratorSource
 from gansn.nn.norms import SpectralNorm, SpectralNormFP32
 from gansn.training import build_trainer
 
-SGD = [
-    "optim.g._target_=torch.optim.SGD",
-    "optim.d._target_=torch.optim.SGD",
-    "~optim.g.betas",
-    "~optim.d.betas",
-    "optim.g.lr=0.05",
-    "optim.d.lr=0.05",
-]
-
-
 # --- mixed precision ------------------------------------------------------------------------
 
 
@@ -122,13 +112,13 @@ def test_flush_denormal_follows_the_config(tiny_cfg, tmp_path, flush):
         torch.set_flush_denormal(False)  # torch's default, for the tests that follow
 
 
-def test_ranks_that_never_join_are_one_clear_error(monkeypatch):
+def test_ranks_that_never_join_are_one_clear_error(monkeypatch, free_port):
     # what `sbatch --ntasks=2` running gansn-train without srun looks like to its one process
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):  # setup() exports these: undo them after
         monkeypatch.setenv(k, "0")
         monkeypatch.delenv(k)
     env = {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_JOB_ID": "7"}
-    for k, v in {**env, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}.items():
+    for k, v in {**env, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(ConfigError, match=r"rank 0 of 2 waited at 127\.0\.0\.1:\d+ .*srun"):
         distributed.setup("gloo", timeout_s=1)
@@ -136,21 +126,13 @@ def test_ranks_that_never_join_are_one_clear_error(monkeypatch):
     assert os.environ["WORLD_SIZE"] == "2"  # exported by setup(), removed by monkeypatch
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_channels_last_trains_what_contiguous_trains(tiny_cfg, tmp_path):
-    cfg, ov = tiny_cfg(*SGD, "norm@g_norm=none", "channels_last=true", "steps=3")
+def test_channels_last_trains_what_contiguous_trains(tiny_cfg, tmp_path, sgd):
+    cfg, ov = tiny_cfg(*sgd, "norm@g_norm=none", "channels_last=true", "steps=3")
     a = build_trainer(cfg, tmp_path / "a", overrides=ov)
     conv = next(m for m in a.D.modules() if isinstance(m, nn.Conv2d))
     assert conv.parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
     a.train()
-    cfg_b, ov_b = tiny_cfg(*SGD, "norm@g_norm=none", "steps=3")
+    cfg_b, ov_b = tiny_cfg(*sgd, "norm@g_norm=none", "steps=3")
     b = build_trainer(cfg_b, tmp_path / "b", overrides=ov_b)
     b.train()
     for net in ("G", "D"):
@@ -159,7 +141,7 @@ def test_channels_last_trains_what_contiguous_trains(tiny_cfg, tmp_path):
             torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-6, msg=k)
 
 
-def test_a_failed_compile_warns_and_trains_eagerly(tiny_cfg, tmp_path, monkeypatch, caplog):
+def test_a_failed_compile_warns_and_trains_eagerly(tiny_cfg, tmp_path, monkeypatch, caplog, sgd):
     def broken(model, **kwargs):
         def call(*args, **kw):
             raise RuntimeError("backend exploded\nsecond line")
@@ -167,14 +149,14 @@ def test_a_failed_compile_warns_and_trains_eagerly(tiny_cfg, tmp_path, monkeypat
         return call
 
     monkeypatch.setattr(torch, "compile", broken)
-    cfg, ov = tiny_cfg(*SGD, "compile=true", "steps=2")
+    cfg, ov = tiny_cfg(*sgd, "compile=true", "steps=2")
     with caplog.at_level(logging.WARNING, logger="gansn.training.trainer"):
         a = build_trainer(cfg, tmp_path / "a", overrides=ov)
         a.train()
     warned = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]
     assert len(warned) == 2  # once for G, once for D
     assert "backend exploded" in warned[0] and "second line" not in warned[0]
-    cfg_b, ov_b = tiny_cfg(*SGD, "steps=2")
+    cfg_b, ov_b = tiny_cfg(*sgd, "steps=2")
     b = build_trainer(cfg_b, tmp_path / "b", overrides=ov_b)
     b.train()
     for k, v in a.D.state_dict().items():
