@@ -142,10 +142,10 @@ TRAIN_CASES: list[tuple[list[str], list[str]]] = [
     (["foo"], ["cannot parse 'foo'", "key=value"]),
     (["steps=[1"], ["cannot parse 'steps=[1'"]),
     (["seed=0,1"], ["seed=0,1", "add -m"]),
-    (["steps=${nope}"], ["steps", "nope"]),
+    (["steps=${nope}"], ["steps: nope is not set", "add +nope=<value> or set steps=<value>"]),
     (
         ["experiment=norm_study_fmnist", "setting=D"],
-        ["steps: this preset sets the length per optimizer setting", "+steps_by_setting.D=<G"],
+        ["steps: steps_by_setting.D is not set", "add +steps_by_setting.D=<value> or set steps"],
     ),
     (["--cfg", "job", "dataset.nn=5"], ["unknown key dataset.nn"]),
     # types and ranges of every numeric key

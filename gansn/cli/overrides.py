@@ -138,11 +138,12 @@ def hydra_error_line(err: BaseException, overrides: list[str]) -> str:
     text = str(err)
     if key and ("Could not override" in text or "not in struct" in text):
         return _unknown_key_line(str(key), overrides)
-    missing = re.search(r"Interpolation key '(steps_by_setting\.[^']+)' not found", text)
-    if key == "steps" and missing:  # a study preset's per-setting length, for a new setting
+    missing = re.search(r"Interpolation key '([^']+)' not found", text)
+    if key and missing:  # e.g. a study preset's steps: ${steps_by_setting.${setting}}
+        need = missing.group(1)
         return (
-            f"steps: this preset sets the length per optimizer setting and has no "
-            f"{missing.group(1)}; add +{missing.group(1)}=<G steps> or steps=<G steps>"
+            f"{key}: {need} is not set ({key} is interpolated from it); "
+            f"add +{need}=<value> or set {key}=<value>"
         )
     if key:  # an OmegaConf error (a broken interpolation): its first line, for that key
         return f"{key}: {_lines(text)[0]}"
