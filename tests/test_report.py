@@ -23,6 +23,7 @@ from gansn.report import (
     sweep_axes,
 )
 from gansn.report.aggregate import format_stat
+from gansn.report.collect import sweep_commands
 from gansn.report.render import Cell, Document, Table, to_html, to_markdown
 
 # ---------------------------------------------------------------------------- aggregation
@@ -517,6 +518,61 @@ def test_axes_are_what_hydra_recorded(tmp_path):
         ("norm@d_norm", "d_norm.name"),
         ("seed", "seed"),
     ]
+
+
+def _runs_from(specs: list[list[str]], root: Path) -> None:
+    for i, overrides in enumerate(specs):
+        choice = dict(o.split("=") for o in overrides)
+        cfg = {**_config(choice.get("norm@d_norm", "none"), int(choice.get("seed", 0)), i)}
+        _write_run(root / str(i), cfg, overrides, fid=i)
+
+
+def test_sweep_command_is_rebuilt_only_when_it_makes_exactly_the_runs(tmp_path):
+    """Without multirun.yaml the merged ``key=a,b`` command is the product of the values: it
+    is given only when that product is the runs' set, never a command for runs that never
+    existed."""
+    full = tmp_path / "full"
+    _runs_from(
+        [[f"norm@d_norm={n}", f"seed={s}"] for n in ("spectral", "none") for s in (0, 1)], full
+    )
+    cmd, per_run = sweep_commands(full, collect_runs(full))
+    assert cmd == "gansn-train -m norm@d_norm=spectral,none seed=0,1"
+    assert len(per_run) == 4
+    part = tmp_path / "part"  # 3 of the 4 combinations: no product reproduces them
+    _runs_from([["norm@d_norm=spectral", "seed=0"], ["norm@d_norm=none", "seed=1"]], part)
+    cmd, per_run = sweep_commands(part, collect_runs(part))
+    assert cmd is None
+    assert [c for _, c in per_run] == [
+        "gansn-train norm@d_norm=spectral seed=0",
+        "gansn-train norm@d_norm=none seed=1",
+    ]
+
+
+def test_a_folder_of_sweeps_gets_one_command_per_sweep(tmp_path):
+    """The pilot's layout (C/ and F/, each its own ``-m`` sweep with other steps): one
+    runnable line per sweep, not one merged line that would sweep the product."""
+    root = tmp_path / "pilot"
+    for name, steps in (("C", 2000), ("F", 600)):
+        task = [f"setting={name}", "norm@d_norm=spectral,none", f"steps={steps}"]
+        (root / name).mkdir(parents=True)
+        (root / name / "multirun.yaml").write_text(
+            yaml.safe_dump({"hydra": {"overrides": {"task": task}}})
+        )
+        _runs_from(
+            [
+                [f"setting={name}", f"norm@d_norm={n}", f"steps={steps}"]
+                for n in ("spectral", "none")
+            ],
+            root / name,
+        )
+    cmd, _ = sweep_commands(root, collect_runs(root))
+    assert cmd.splitlines() == [
+        "gansn-train -m setting=C norm@d_norm=spectral,none steps=2000",
+        "gansn-train -m setting=F norm@d_norm=spectral,none steps=600",
+    ]
+    build_report(root, tmp_path / "out", plots=False)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Commands (one per sweep)" in md and "steps=2000,600" not in md
 
 
 # -------------------------------------------------------------------------------- figures

@@ -332,7 +332,7 @@ def build_report(
         ]
     )
     if sweep_cmd:
-        doc.heading("Command")
+        doc.heading("Commands (one per sweep)" if "\n" in sweep_cmd else "Command")
         doc.code(sweep_cmd)
 
     figures: dict[str, list[str]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shlex
 from collections.abc import Sequence
@@ -194,6 +195,17 @@ def _multirun(sweep_dir: Path) -> tuple[dict[str, Any], list[str]] | None:
     return dict(params), [str(t) for t in hydra["overrides"]["task"]]
 
 
+def _sweep_root(run: Path, top: Path) -> Path | None:
+    """The folder of the multirun.yaml that ``run`` belongs to, searched up to ``top``."""
+    top = Path(top).resolve()
+    for d in (run.resolve(), *run.resolve().parents):
+        if (d / "multirun.yaml").is_file():
+            return d
+        if d == top:
+            return None
+    return None
+
+
 def canon(v: Any) -> str:
     """A hashable, order-independent form of a config value."""
     return json.dumps(v, sort_keys=True, default=str)
@@ -231,19 +243,27 @@ def sweep_axes(sweep_dir: Path, runs: Sequence[Run]) -> list[Axis]:
 
 
 def sweep_commands(sweep_dir: Path, runs: list[Run]) -> tuple[str | None, list[tuple[str, str]]]:
-    """The ``gansn-train -m`` command of the sweep and one ``gansn-train`` command per run.
+    """The ``gansn-train -m`` command(s) of the sweep and one ``gansn-train`` command per run.
 
-    The sweep command is Hydra's ``hydra.overrides.task``; without a multirun.yaml it is
-    rebuilt from the runs' overrides, values of one key joined by commas in first-seen order
-    (Hydra's sweep syntax, which keeps list values intact).
+    A sweep's command is Hydra's ``hydra.overrides.task`` from its multirun.yaml.  A folder of
+    several sweeps (each run under a multirun.yaml below ``sweep_dir``) gets one command per
+    sweep, one per line.  Without multirun.yaml the command is rebuilt from the runs'
+    overrides, values of one key joined by commas in first-seen order (Hydra's sweep syntax,
+    which keeps list values intact) -- and only when that product of values is exactly the
+    runs' set: otherwise the command would train runs that never existed, and there is none.
     """
     mr = _multirun(sweep_dir)
     if mr is not None:
-        task = mr[1]
+        tasks = [mr[1]]
+    elif runs and None not in (roots := {_sweep_root(r.path, sweep_dir) for r in runs}):
+        tasks = [_multirun(root)[1] for root in sorted(roots)]  # type: ignore[index]
     else:
         per_key: dict[str, dict[str, None]] = {}
         for key, _, value in (o.partition("=") for r in runs for o in r.overrides):
             per_key.setdefault(key, {})[value] = None  # an ordered set: first-seen order
-        task = [f"{k}={','.join(v)}" for k, v in per_key.items()]
-    sweep = shlex.join(["gansn-train", "-m", *task]) if task else None
+        distinct = {frozenset(r.overrides) for r in runs if r.overrides}
+        size = math.prod(len(v) for v in per_key.values())
+        merged = [f"{k}={','.join(v)}" for k, v in per_key.items()]
+        tasks = [merged] if size == len(distinct) else []
+    sweep = "\n".join(shlex.join(["gansn-train", "-m", *t]) for t in tasks if t) or None
     return sweep, [(r.rel, shlex.join(["gansn-train", *r.overrides])) for r in runs if r.overrides]
