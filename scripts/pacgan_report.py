@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from gansn.cli.args import ArgumentParser, comma_list, run_script
+from gansn.report.aggregate import Stat, aggregate, format_stat
 from gansn.schema import Int, writable_dir_problem
 
 # PacGAN (Lin, Khetan, Fanti, Oh, NeurIPS 2018), Table 1, row "GAN" (no packing), 10 trials;
@@ -58,22 +59,23 @@ def read_run(run: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def stat(values: list[float]) -> dict[str, float | int]:
-    a = np.asarray(values, np.float64)
-    return {
-        "mean": float(a.mean()),
-        "std": float(a.std(ddof=1)) if len(a) > 1 else float("nan"),
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "n": len(a),
-    }
+def stat(values: list[float]) -> dict[str, float | int | None]:
+    """mean, std (ddof 1; None for one seed), min, max and n, as the study report's cells."""
+    s = aggregate(values)
+    assert s is not None, "stat of no values"
+    return {"mean": s.mean, "std": s.std, "min": min(s.values), "max": max(s.values), "n": s.n}
 
 
 def fmt(s: dict, pct: bool = False) -> str:
-    scale, unit = (100.0, " %") if pct else (1.0, "")
-    if s["n"] == 1:
-        return f"{s['mean'] * scale:.3g}{unit} (1 seed)"
-    return f"{s['mean'] * scale:.3g} ± {s['std'] * scale:.2g}{unit}"
+    """The study report's ``mean ± std`` (in % for fractions); a single seed says so."""
+    scale = 100.0 if pct else 1.0
+    scaled = Stat(
+        mean=s["mean"] * scale,
+        std=None if s["std"] is None else s["std"] * scale,
+        n=s["n"],
+        values=(),
+    )
+    return format_stat(scaled) + (" %" if pct else "") + (" (1 seed)" if s["n"] == 1 else "")
 
 
 def final_samples(run: Path, n: int = 2500) -> tuple[np.ndarray, int] | None:
