@@ -328,6 +328,20 @@ def test_spectra_breadth_is_the_stable_rank_fraction_of_each_checkpoint(built, s
     assert "stable rank Σσ_i²/σ_1²" in (out / "report.md").read_text()
 
 
+def test_each_checkpoint_is_read_once_for_spectra_figure_and_breadth(sweep, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from gansn.report import plots
+
+    plots._d_spectra.cache_clear()
+    calls = []
+    real = plots.singular_value_spectra
+    monkeypatch.setattr(plots, "singular_value_spectra", lambda D: (calls.append(D), real(D))[1])
+    build_report(sweep, tmp_path / "rep")
+    # the breadth table reuses the spectra the figure computed: one SVD pass per checkpoint
+    assert len(calls) == sum(bool(r.contributes and r.checkpoint) for r in collect_runs(sweep))
+    plots._d_spectra.cache_clear()
+
+
 def test_report_table_values_and_best(built):
     out, summary = built
     (setting,) = summary["settings"]

@@ -13,6 +13,7 @@ squash.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -298,12 +299,22 @@ def _layer_positions(
     return out
 
 
+def d_spectra(checkpoint: Path) -> list[tuple[str, np.ndarray]]:
+    """D's per-layer singular values in a checkpoint, computed once per file version: the
+    spectra figure and the breadth table read the same checkpoints."""
+    st = Path(checkpoint).stat()
+    return _d_spectra(str(Path(checkpoint).resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _d_spectra(path: str, _mtime_ns: int, _size: int) -> list[tuple[str, np.ndarray]]:
+    return list(singular_value_spectra(load_models(Path(path))[1]).items())
+
+
 def spectra_figure(setting: Setting, path: Path) -> str:
     """SNGAN figure 2: per layer of D, sorted sigma_i / sigma_max, one line per norm."""
     seed, picked = pick_runs(setting, lambda r: r.checkpoint is not None)
-    spectra = {
-        lb: list(singular_value_spectra(load_models(r.checkpoint)[1]).items()) for lb, r in picked
-    }
+    spectra = {lb: d_spectra(r.checkpoint) for lb, r in picked}
     panels, dropped = spectra_panels(spectra)
     if not any(panels.values()):
         raise NoInformation("every layer of D has a single singular value")
@@ -343,11 +354,7 @@ def spectra_breadth(setting: Setting) -> tuple[list[str], dict[str, list[list[fl
     singular value left out.
     """
     spectra = {
-        row.label: [
-            list(singular_value_spectra(load_models(r.checkpoint)[1]).items())
-            for r in row.used
-            if r.checkpoint
-        ]
+        row.label: [d_spectra(r.checkpoint) for r in row.used if r.checkpoint]
         for row in setting.rows
     }
     spectra = {k: v for k, v in spectra.items() if v}
