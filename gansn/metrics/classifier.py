@@ -13,8 +13,11 @@ metric needs.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from gansn.errors import ConfigError
+from gansn.utils import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -286,13 +290,39 @@ def train_classifier(
 
 
 def save_classifier(path: str | Path, model: SmallCNN, info: dict[str, Any]) -> Path:
-    """Atomic save of weights + info, readable with ``torch.load(weights_only=True)``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "state_dict": model.state_dict(), "info": info}, tmp)
-    tmp.replace(path)
-    return path
+    """Atomic save of weights + info, readable with ``torch.load(weights_only=True)``.
+
+    Through a temp file of its own (:func:`gansn.utils.atomic_torch_save`): two processes
+    saving the same cache entry at once never write into each other's temp file.
+    """
+    state = {"format": FORMAT, "state_dict": model.state_dict(), "info": info}
+    return atomic_torch_save(state, path)
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` (flock) while one process trains the classifier cached at ``path``:
+    the side-by-side jobs of a sweep, or the ranks of a DDP run, that all find the cache
+    empty train it once, and the others wait and load it.  A filesystem without flock (or a
+    read-only cache folder) gets no lock: each process then trains its own, as before."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process to train the classifier cached at %s", path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # no flock here
+        yield
+    finally:
+        os.close(fd)  # drops the lock; the empty lock file stays for the next process
 
 
 def load_classifier(
@@ -333,33 +363,44 @@ def get_classifier(
             / "classifiers"
             / classifier_cache_name(dataset, width, epochs, max_steps)
         )
-    if path is not None and Path(path).is_file() and not retrain:
+
+    def cached() -> tuple[SmallCNN, dict[str, Any]] | None:
+        if path is None or not Path(path).is_file() or retrain:
+            return None
         model, info = load_classifier(path, device)
         log.info("loaded classifier %s (test accuracy %.4f)", path, info["test_accuracy"])
         return model, {**info, "path": str(path)}
-    if dataset is None:
-        raise ConfigError(f"classifier file {path} does not exist and no dataset to train on")
-    log.info(
-        "training the %s classifier whose features classifier-FID, precision/recall and class "
-        "modes use: once per dataset (%s epochs, about 30 s on a 2-core CPU for Fashion-MNIST); "
-        "%s",
-        getattr(dataset, "name", "dataset"),
-        epochs,
-        f"cached at {path}" if path is not None else "not cached (no cache_dir)",
-    )
-    model, info = train_classifier(
-        dataset,
-        test_dataset,
-        epochs=epochs,
-        max_steps=max_steps,
-        width=width,
-        seed=seed,
-        device=device,
-        progress=progress,
-    )
-    if path is not None:
-        save_classifier(path, model, info)
-        info = {**info, "path": str(path)}
+
+    if (hit := cached()) is not None:
+        return hit
+    lock = _training_lock(Path(path)) if path is not None else contextlib.nullcontext()
+    with lock:
+        # looked at again under the lock: another process may have trained it meanwhile
+        if (hit := cached()) is not None:
+            return hit
+        if dataset is None:
+            raise ConfigError(f"classifier file {path} does not exist and no dataset to train on")
+        log.info(
+            "training the %s classifier whose features classifier-FID, precision/recall and "
+            "class modes use: once per dataset (%s epochs, about 30 s on a 2-core CPU for "
+            "Fashion-MNIST); %s",
+            getattr(dataset, "name", "dataset"),
+            epochs,
+            f"cached at {path}" if path is not None else "not cached (no cache_dir)",
+        )
+        model, info = train_classifier(
+            dataset,
+            test_dataset,
+            epochs=epochs,
+            max_steps=max_steps,
+            width=width,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        if path is not None:
+            save_classifier(path, model, info)
+            info = {**info, "path": str(path)}
     return model.requires_grad_(False), info
 
 

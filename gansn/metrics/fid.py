@@ -166,12 +166,17 @@ def feature_stats(features: np.ndarray, batch_size: int = 10_000) -> tuple[np.nd
 
 def save_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, **meta: Any) -> Path:
     """Write pytorch-fid-compatible statistics (``mu``, ``sigma``) plus scalar metadata keys."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma, **{k: np.asarray(v) for k, v in meta.items()})
-    tmp.replace(path)  # atomic: a reader never sees a half-written cache file
-    return path
+    from gansn.utils import atomic_write  # here: this module stays numpy-only to import
+
+    arrays = {"mu": mu, "sigma": sigma, **{k: np.asarray(v) for k, v in meta.items()}}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+            np.savez(f, **arrays)
+
+    # atomic, through a temp file of its own: a reader never sees a half-written cache file,
+    # and two jobs of a sweep caching the same statistics never write into one temp file
+    return atomic_write(path, write)
 
 
 def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,49 @@ def test_cache_roundtrip(patterns, tmp_path, monkeypatch) -> None:
         )
 
 
+def test_jobs_that_find_the_cache_empty_train_it_once(patterns, tmp_path, monkeypatch) -> None:
+    """Two jobs of a sweep (or two DDP ranks) that start on an empty cache: the first trains,
+    the second waits on the cache's lock and loads what the first saved."""
+    import threading
+    import time
+
+    real, started, calls = clf.train_classifier, threading.Event(), []
+
+    def slow_train(*a, **k):
+        calls.append(threading.current_thread().name)
+        started.set()
+        time.sleep(0.5)  # the second job arrives while the first one trains
+        return real(*a, **k)
+
+    monkeypatch.setattr(clf, "train_classifier", slow_train)
+    got = {}
+
+    def job(name: str) -> None:
+        got[name] = clf.get_classifier(patterns, cache_dir=tmp_path, max_steps=20, progress=False)
+
+    first = threading.Thread(target=job, args=("first",), name="first")
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=job, args=("second",), name="second")
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert calls == ["first"]
+    assert got["second"][1]["test_accuracy"] == got["first"][1]["test_accuracy"]
+    assert got["second"][1]["path"] == got["first"][1]["path"]
+
+
+def test_saving_never_writes_into_another_writers_temp_file(patterns, tmp_path) -> None:
+    model, info = clf.train_classifier(patterns, max_steps=5, progress=False)
+    path = tmp_path / "c.pt"
+    other = [path.with_name(path.name + ".tmp")]  # the name a concurrent writer once used
+    other[0].write_bytes(b"another writer, mid-write")
+    clf.save_classifier(path, model, info)
+    assert other[0].read_bytes() == b"another writer, mid-write"
+    assert clf.load_classifier(path)[1]["test_accuracy"] == info["test_accuracy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "c.pt.tmp"]
+
+
 def test_unlabelled_dataset_is_rejected(make_patterns) -> None:
     with pytest.raises(ConfigError, match="labelled"):
         clf.train_classifier(make_patterns(labelled=False), max_steps=1)

@@ -107,6 +107,16 @@ def test_stats_file_roundtrip_pytorch_fid_layout(tmp_path) -> None:
     np.testing.assert_array_equal(s2, sigma)
 
 
+def test_stats_file_never_written_into_another_writers_temp_file(tmp_path) -> None:
+    path = tmp_path / "s.npz"
+    other = tmp_path / "s.npz.tmp.npz"  # the temp name every writer once shared
+    other.write_bytes(b"another job, mid-write")
+    save_stats(path, np.arange(2.0), np.eye(2))
+    assert other.read_bytes() == b"another job, mid-write"
+    np.testing.assert_array_equal(load_stats(path)[0], np.arange(2.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz", "s.npz.tmp.npz"]
+
+
 def _mmd2_loop(x: np.ndarray, y: np.ndarray) -> float:
     d = x.shape[1]
 
