@@ -76,3 +76,45 @@ def test_a_rival_better_in_every_seed_is_not_reproduced(mod):
     assert "**Verdict at setting F: not reproduced.**" in mod.verdicts(
         s, ["metrics/fid:final"], "F"
     )
+
+
+def _quick():
+    """One seed, as the quick variant: SN beats batch and weight, loses to layer at F."""
+    rows_f = [_row("spectral", [150]), _row("batch", [300]), _row("layer", [140])]
+    rows_f.append(_row("weight", [250]))
+    breadth = {"runs": {"spectral": [[0.5, 0.7]], "weight": [[0.1, 0.3]]}}
+    return {
+        "directions": {"metrics/fid": "min"},
+        "settings": [
+            {"values": {"setting": "C"}, "rows": [_row("spectral", [100])]},
+            {"values": {"setting": "F"}, "rows": rows_f, "spectra_breadth": breadth},
+        ],
+    }
+
+
+def test_quick_keeps_a_conclusion_only_when_it_points_the_same_way(mod):
+    text = mod.quick_agreement(_summary(), _quick(), ["metrics/fid:final"])
+    # the full study decides batch, layer, weight (SN better) and the spectra at F
+    assert "| F / metrics/fid:final / batch | SN better | SN better (1 seed) | yes |" in text
+    assert "| F / metrics/fid:final / layer | SN better | rival better (1 seed) | no |" in text
+    assert "| F / spectra breadth / weight | SN better | SN better (1 seed) | yes |" in text
+    assert "**Quick keeps the full study's conclusions: no** (3 of 4 decided" in text
+    # ranks of the norms' mean FID at F: full 155, 310, 300, 255 -> quick 150, 300, 140, 250
+    rho = __import__("scipy.stats").stats.spearmanr([155, 310, 300, 255], [150, 300, 140, 250])
+    assert f"- F: rho = {rho.statistic:.2f} over 4 norms" in text
+    assert "- C: 1 norms in both, too few to rank" in text
+
+
+def test_quick_against_an_undecided_study_and_the_cli(mod, tmp_path, capsys):
+    full = _summary()
+    full["settings"][1]["rows"] = [_row("spectral", [100, 400]), _row("batch", [200, 300])]
+    full["settings"][1]["spectra_breadth"] = None
+    text = mod.quick_agreement(full, _quick(), ["metrics/fid:final"])
+    assert "decides no comparison, so the quick variant has none to keep" in text
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "summary.json").write_text(json.dumps(_summary()))
+    (tmp_path / "quick.json").write_text(json.dumps(_quick()))
+    assert mod.main([str(tmp_path / "full"), "--quick", str(tmp_path / "quick.json")]) == 0
+    assert "Quick keeps the full study's conclusions: no" in capsys.readouterr().out
+    with pytest.raises(mod.ConfigError, match="does not exist"):
+        mod.main([str(tmp_path / "full"), "--quick", str(tmp_path / "nope")])
