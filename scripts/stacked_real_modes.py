@@ -32,8 +32,11 @@ def main() -> int:
     cfg = to_plain(compose(["experiment=stacked_fmnist"]))
     ds_cfg = {**cfg["dataset"], "split": a.split, "n": a.n, "seed": a.seed}
     ds = build_dataset(ds_cfg, train=a.split == "train")
-    train = build_dataset({**cfg["dataset"], "split": "train"}, train=True)
-    test = build_dataset({**cfg["dataset"], "split": "test"}, train=False)
+    # the classifier trains on (and is scored on) the base images under the stacked sets:
+    # the drawn set already holds its split's
+    other = "train" if a.split == "test" else "test"
+    rest = build_dataset({**cfg["dataset"], "split": other}, train=other == "train")
+    train, test = (rest, ds) if a.split == "test" else (ds, rest)
     ext = ClassifierFeatures(train, test, cache_dir=cfg["metrics"]["cache_dir"])
     labels = []
     with torch.no_grad():
