@@ -25,6 +25,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from gansn.cli import sweep
 from gansn.cli.overrides import check_command_line, hydra_error_line
 from gansn.config import compose, config_dir, to_plain
 from gansn.errors import ConfigError
@@ -155,6 +156,7 @@ def _app(cfg: DictConfig) -> float | None:
 
     hc = HydraConfig.get()
     hydra_dir = run_dir = Path(hc.runtime.output_dir)
+    sweep.job_started()  # a launcher's worker process stops with its sweep
     try:
         rank = distributed.setup(str(OmegaConf.select(cfg, "distributed.backend") or "auto"))
         if not rank.is_main:
@@ -174,6 +176,7 @@ def _app(cfg: DictConfig) -> float | None:
         own_dir = not any(o.startswith("hydra.run.dir=") for o in hc.overrides.hydra)
         _remove_empty(hydra_dir, parents=own_dir and hc.mode.name == "RUN")
         distributed.teardown()
+        sweep.job_finished()
     # a sweeper optimising something gets the main metric back
     return final.get("metrics/fid", final.get("loss/g"))
 
@@ -240,6 +243,8 @@ def main() -> None:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        sweep.mark_sweep()
     _app()
 
 

@@ -188,6 +188,80 @@ def test_sigterm_stops_a_sweep_after_saving(tmp_path):
     assert not (sweep / "1").exists()  # the second job never started
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan waits for an init that may never reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")
+def test_a_killed_joblib_sweep_leaves_no_worker_training(tmp_path):
+    """SIGTERM to the sweep's process (the joblib launcher, two workers): each worker saves
+    its run at its step and exits; none trains on unseen or starts a queued job."""
+    import signal
+    import time
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gansn.train",
+            "-m",
+            *TINY,
+            "steps=100000",
+            "ckpt_every=100000",
+            "seed=0,1,2,3",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "threads=1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not all((sweep / j / "metrics.jsonl").exists() for j in "01"):
+        time.sleep(0.2)
+    workers = [p for p in _children(proc.pid) if "loky" in Path(f"/proc/{p}/cmdline").read_text()]
+    workers = [
+        p for p in workers if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()
+    ]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    deadline = time.time() + 60
+    while time.time() < deadline and any(map(_running, workers)):
+        time.sleep(0.2)
+    alive = [p for p in workers if _running(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, "the sweep's workers kept training after it was stopped"
+    for j in "01":
+        status = json.loads((sweep / j / "status.json").read_text())
+        assert status["status"] == "interrupted" and status["step"] > 0
+        assert (
+            torch.load(sweep / j / "checkpoints" / "last.pt", weights_only=False)["step"]
+            == status["step"]
+        )
+    assert not (sweep / "2").exists() and not (sweep / "3").exists()
+
+
 # ---------------------------------------------------------------- protected run directories
 
 
