@@ -556,6 +556,9 @@ def test_sweep_command_is_rebuilt_only_when_it_makes_exactly_the_runs(tmp_path):
     _runs_from([["norm@d_norm=spectral", "seed=0"], ["norm@d_norm=none", "seed=1"]], part)
     cmd, per_run = sweep_commands(part, collect_runs(part))
     assert cmd is None
+    uneven = tmp_path / "uneven"  # a key only one run was given: no single -m line has it
+    _runs_from([["norm@d_norm=spectral", "steps=5"], ["norm@d_norm=none"]], uneven)
+    assert sweep_commands(uneven, collect_runs(uneven))[0] is None
     assert [c for _, c in per_run] == [
         "gansn-train norm@d_norm=spectral seed=0",
         "gansn-train norm@d_norm=none seed=1",

@@ -261,9 +261,11 @@ def sweep_commands(sweep_dir: Path, runs: list[Run]) -> tuple[str | None, list[t
         per_key: dict[str, dict[str, None]] = {}
         for key, _, value in (o.partition("=") for r in runs for o in r.overrides):
             per_key.setdefault(key, {})[value] = None  # an ordered set: first-seen order
-        distinct = {frozenset(r.overrides) for r in runs if r.overrides}
+        with_overrides = [r for r in runs if r.overrides]
+        distinct = {frozenset(r.overrides) for r in with_overrides}
+        same_keys = len({frozenset(override_key(o) for o in r.overrides) for r in with_overrides})
         size = math.prod(len(v) for v in per_key.values())
         merged = [f"{k}={','.join(v)}" for k, v in per_key.items()]
-        tasks = [merged] if size == len(distinct) else []
+        tasks = [merged] if size == len(distinct) and same_keys == 1 else []
     sweep = "\n".join(shlex.join(["gansn-train", "-m", *t]) for t in tasks if t) or None
     return sweep, [(r.rel, shlex.join(["gansn-train", *r.overrides])) for r in runs if r.overrides]
