@@ -62,6 +62,11 @@ def claim_verdict(outcomes: list[str]) -> str:
     return "inconclusive"
 
 
+def _label(setting: dict[str, Any]) -> str:
+    """A report setting's optimizer-setting label (``C``, ``F``)."""
+    return str(setting["values"].get("setting"))
+
+
 def _values(setting: dict[str, Any], norm: str, metric: str) -> list[float]:
     for row in setting["rows"]:
         if row["norm"] == norm:
@@ -83,7 +88,7 @@ def claim1_outcomes(
     directions = summary.get("directions", {})
     out = {}
     for s in summary["settings"]:
-        label = str(s["values"].get("setting"))
+        label = _label(s)
         for metric in metrics:
             lower = directions.get(metric.split(":")[0]) == "min"
             sn = _values(s, SN, metric)
@@ -100,12 +105,12 @@ def claim2_outcomes(summary: dict[str, Any]) -> dict[str, tuple[list[float], lis
         runs = (s.get("spectra_breadth") or {}).get("runs", {})
         sn = [statistics.fmean(r) for r in runs.get(SN, [])]
         wn = [statistics.fmean(r) for r in runs.get("weight", [])]
-        out[str(s["values"].get("setting"))] = (sn, wn, compare(sn, wn, lower_is_better=False))
+        out[_label(s)] = (sn, wn, compare(sn, wn, lower_is_better=False))
     return out
 
 
 def verdicts(summary: dict[str, Any], metrics: list[str], aggressive: str) -> str:
-    labels = [str(s["values"].get("setting")) for s in summary["settings"]]
+    labels = [_label(s) for s in summary["settings"]]
     if aggressive not in labels:
         raise ConfigError(
             f"the report has no setting {aggressive!r} (it has {', '.join(labels)}); "
@@ -134,12 +139,10 @@ def _direction(outcome: str) -> str:
     return outcome.removesuffix(" (1 seed)")
 
 
-def _means(summary: dict[str, Any], label: str, metric: str) -> dict[str, float]:
-    for s in summary["settings"]:
-        if str(s["values"].get("setting")) == label:
-            rows = {r["norm"]: r["metrics"].get(metric) for r in s["rows"]}
-            return {n: st["mean"] for n, st in rows.items() if st}
-    return {}
+def _means(setting: dict[str, Any] | None, metric: str) -> dict[str, float]:
+    """``{norm: mean of metric}`` of one setting (none for a setting the report lacks)."""
+    rows = {r["norm"]: r["metrics"].get(metric) for r in (setting or {}).get("rows", [])}
+    return {n: st["mean"] for n, st in rows.items() if st}
 
 
 def quick_agreement(full: dict[str, Any], quick: dict[str, Any], metrics: list[str]) -> str:
@@ -181,9 +184,10 @@ def quick_agreement(full: dict[str, Any], quick: dict[str, Any], metrics: list[s
     else:
         out += ["**The full study decides no comparison, so the quick variant has none to keep.**"]
     out += ["", f"Rank agreement of the norms' mean {metrics[0]} (Spearman, quick vs full):", ""]
+    quick_settings = {_label(s): s for s in quick["settings"]}
     for s in full["settings"]:
-        label = str(s["values"].get("setting"))
-        fm, qm = _means(full, label, metrics[0]), _means(quick, label, metrics[0])
+        label = _label(s)
+        fm, qm = _means(s, metrics[0]), _means(quick_settings.get(label), metrics[0])
         common = sorted(set(fm) & set(qm))
         if len(common) < 3:
             out.append(f"- {label}: {len(common)} norms in both, too few to rank")

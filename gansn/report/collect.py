@@ -197,8 +197,8 @@ def _multirun(sweep_dir: Path) -> tuple[dict[str, Any], list[str]] | None:
 
 def _sweep_root(run: Path, top: Path) -> Path | None:
     """The folder of the multirun.yaml that ``run`` belongs to, searched up to ``top``."""
-    top = Path(top).resolve()
-    for d in (run.resolve(), *run.resolve().parents):
+    top, run = Path(top).resolve(), run.resolve()
+    for d in (run, *run.parents):
         if (d / "multirun.yaml").is_file():
             return d
         if d == top:

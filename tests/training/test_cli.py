@@ -188,24 +188,23 @@ def test_sigterm_stops_a_sweep_after_saving(tmp_path):
     assert not (sweep / "1").exists()  # the second job never started
 
 
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first, then ppid)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
+    stats = {int(d.name): _proc_stat(d.name) for d in Path("/proc").glob("[0-9]*")}
+    return [child for child, fields in stats.items() if fields and int(fields[1]) == pid]
 
 
 def _running(pid: int) -> bool:
     """Alive and not a zombie (an exited orphan waits for an init that may never reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")
@@ -238,10 +237,8 @@ def test_a_killed_joblib_sweep_leaves_no_worker_training(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not all((sweep / j / "metrics.jsonl").exists() for j in "01"):
         time.sleep(0.2)
-    workers = [p for p in _children(proc.pid) if "loky" in Path(f"/proc/{p}/cmdline").read_text()]
-    workers = [
-        p for p in workers if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()
-    ]
+    cmdlines = {p: Path(f"/proc/{p}/cmdline").read_text() for p in _children(proc.pid)}
+    workers = [p for p, cmd in cmdlines.items() if "loky" in cmd and "resource_tracker" not in cmd]
     assert len(workers) == 2
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
