@@ -280,6 +280,10 @@ APP_CASES: list[tuple[list[str], list[str]]] = [
     (["+optim.g.momentun=0.9"], ["optim.g", "has no option 'momentun'"]),
     (["d_norm.name=spectrall"], ["unknown normalization 'spectrall'", "did you mean 'spectral'?"]),
     (["metrics=default", "metrics.features=incepton"], ["'incepton'", "did you mean 'inception'?"]),
+    (
+        ["metrics=default", "metrics.list=[fid,{name:kid,subset_sise:10}]"],
+        ["metric 'kid' has no option 'subset_sise'", "did you mean 'subset_size'?"],
+    ),
 ]
 
 

@@ -47,7 +47,7 @@ from gansn.metrics.fid import (
 from gansn.metrics.modes import class_modes, mixture_modes, ndb, stacked_modes
 from gansn.metrics.prdc import density_coverage, precision_recall
 from gansn.metrics.sources import DatasetSource, Source, StatsSource, as_source
-from gansn.registry import Registry
+from gansn.registry import Registry, check_options
 
 log = logging.getLogger(__name__)
 
@@ -359,8 +359,10 @@ class Evaluator:
         progress: bool = True,
     ) -> None:
         self.metrics = [_parse(m) for m in metrics]
-        for name, _ in self.metrics:
-            METRICS.get(name)  # unknown names fail now, with the list of valid ones
+        for name, opts in self.metrics:
+            # unknown names and misspelled options fail now (before a run writes anything),
+            # not at the first evaluation
+            check_options(f"metric {name!r}", METRICS.get(name), opts, given=("ctx",))
         self.real = as_source(real)
         self.features = _auto_features(self.real) if features == "auto" else features
         # extractors are built at the first evaluation: a misspelled one must fail now
@@ -655,25 +657,44 @@ def mixture_modes_metric(
     tags={
         "modes/class_coverage": ("max", "Class cov."),
         "modes/class_kl": ("min", "Class KL"),
+        "modes/class_confident": ("max", "Confident"),
         "modes/stacked_covered": ("max", "Stacked modes"),
         "modes/stacked_kl": ("min", "Stacked KL"),
     }
 )
-def class_modes_metric(ctx: EvalContext, min_count: int = 1) -> dict[str, float]:
+def class_modes_metric(
+    ctx: EvalContext, min_count: int = 1, min_confidence: float = 0.0
+) -> dict[str, float]:
     """Classifier modes of the fake samples -> ``modes/class_coverage``, ``modes/class_kl``;
-    for a stacked dataset also ``modes/stacked_covered`` (of 1000) and ``modes/stacked_kl``."""
+    for a stacked dataset also ``modes/stacked_covered`` (of 1000) and ``modes/stacked_kl``.
+
+    min_confidence: count only the samples the classifier labels with at least this softmax
+        probability (every channel of a stacked sample), the classifier's analogue of the
+        2-D mixtures' "high quality" rule; it also logs ``modes/class_confident``, the
+        fraction of samples kept.  0 (default, as VEEGAN and PacGAN): every sample counts, so
+        a generator of unrecognisable images still covers the classes its noise lands in.
+    """
     ds = ctx.real_dataset
     if ctx.is_points or not getattr(ds, "num_classes", None):
         log.warning("class_modes skipped: needs a labelled image dataset as the real source")
         return {}
+    if not 0.0 <= min_confidence < 1.0:
+        raise ConfigError(
+            f"class_modes: min_confidence must be in [0, 1), got {min_confidence}; "
+            "e.g. metrics.list=[{name: class_modes, min_confidence: 0.9}]"
+        )
     ext = ctx.extractor("classifier")
-    labels = ctx.outputs("fake", "classifier")["labels"]
-    k = ext.num_classes
+    out_fake = ctx.outputs("fake", "classifier")
+    labels, k = out_fake["labels"], ext.num_classes
+    keep = (out_fake["confidence"] >= min_confidence).reshape(len(labels), -1).all(1)
+    labels = labels[keep]
     if labels.ndim == 2:
         out = class_modes(labels.reshape(-1), k, min_count=min_count)
         out.update(stacked_modes(labels, k, min_count=min_count))
     else:
         out = class_modes(labels, k, min_count=min_count)
+    if min_confidence > 0:
+        out["class_confident"] = float(keep.mean())
     return {f"modes/{k_}": v for k_, v in out.items()}
 
 

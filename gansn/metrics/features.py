@@ -2,7 +2,8 @@
 
 An extractor is called on a batch ``x`` (B, C, H, W) images in [-1, 1] or (B, D) points and
 returns ``{"features": (B, d) float tensor}``, plus ``"labels"`` ((B,) or, for a stacked
-dataset, (B, C) integer class predictions) when it is a classifier.  ``describe()`` is what
+dataset, (B, C) integer class predictions) and ``"confidence"`` (the predicted class's softmax
+probability, same shape) when it is a classifier.  ``describe()`` is what
 the evaluation protocol records; ``cache_tag`` names cached statistics.
 
 Built in:
@@ -261,13 +262,18 @@ class ClassifierFeatures(FeatureExtractor):
         cin = self.info["in_channels"]
         if x.shape[1] == cin:
             feats = self.model.features(x)
-            return {"features": feats, "labels": self.model.head(feats).argmax(1)}
+            conf, labels = self.model.head(feats).softmax(1).max(1)
+            return {"features": feats, "labels": labels, "confidence": conf}
         if cin == 1:
             # stacked samples: the 1-channel classifier looks at every channel on its own
             b, c = x.shape[:2]
             feats = self.model.features(x.reshape(b * c, 1, *x.shape[2:]))
-            labels = self.model.head(feats).argmax(1).reshape(b, c)
-            return {"features": feats.reshape(b, -1), "labels": labels}
+            conf, labels = self.model.head(feats).softmax(1).max(1)
+            return {
+                "features": feats.reshape(b, -1),
+                "labels": labels.reshape(b, c),
+                "confidence": conf.reshape(b, c),
+            }
         raise ConfigError(f"classifier trained on {cin}-channel images got {x.shape[1]} channels")
 
     def describe(self) -> dict[str, Any]:

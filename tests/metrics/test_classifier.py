@@ -102,3 +102,8 @@ def test_stacked_dataset_gets_per_channel_classifier(
     assert out["features"].shape == (50, 3 * 128)
     assert out["labels"].shape == (50, 3)
     assert (out["labels"] == stacked.digits[:50]).float().mean() >= 0.9
+    # each channel's confidence is the softmax of the 1-channel classifier on that channel
+    with torch.no_grad():
+        probs = torch.softmax(ext.model.head(ext.model.features(x[:, 1:2])), 1)
+    torch.testing.assert_close(out["confidence"][:, 1], probs.max(1).values)
+    assert (out["labels"][:, 1] == probs.argmax(1)).all()

@@ -86,6 +86,7 @@ def test_every_registered_metric_describes_exactly_the_tags_it_returns() -> None
     assert set(METRICS.get("class_modes").tags) == {
         "modes/class_coverage",
         "modes/class_kl",
+        "modes/class_confident",
         "modes/stacked_covered",
         "modes/stacked_kl",
     }
@@ -105,6 +106,7 @@ def test_every_registered_metric_describes_exactly_the_tags_it_returns() -> None
         "modes/kl",
         "modes/class_coverage",
         "modes/class_kl",
+        "modes/class_confident",
         "modes/stacked_covered",
         "modes/stacked_kl",
     ]

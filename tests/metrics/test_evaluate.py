@@ -23,6 +23,15 @@ def _ring_sampler(ring, modes: list[int]):
     return sample
 
 
+def test_a_misspelled_metric_option_is_refused_before_any_evaluation(ring) -> None:
+    # the Evaluator is built before a run writes anything: the typo must fail there, not at
+    # the first evaluation hours later
+    with pytest.raises(
+        ConfigError, match=r"metric 'kid' has no option 'subset_sise'.*'subset_size'"
+    ):
+        Evaluator(["fid", {"name": "kid", "subset_sise": 10}], ring, features="raw")
+
+
 def test_registry_names() -> None:
     expected = {"fid", "fid_inf", "kid", "prdc", "pr", "mixture_modes", "class_modes", "ndb"}
     assert expected <= set(METRICS.names())
@@ -285,3 +294,34 @@ def test_fid_with_fewer_samples_than_dimensions_warns(caplog, n, warned) -> None
         assert "biased upward" in warning and warning in caplog.text
     else:
         assert "warnings" not in proto and "feature dimensions" not in caplog.text
+
+
+def test_class_modes_min_confidence_counts_only_confident_samples(patterns, tmp_path) -> None:
+    # clean class-2 patterns and noise: the classifier is surer of the first
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand((60, *patterns.x.shape[1:]), generator=g) * 2 - 1
+    fake = torch.cat([patterns.x[patterns.labels == 2][:60], noise])
+    opts = {"feature_options": {"max_steps": 40}, "cache_dir": tmp_path, "progress": False}
+    ev = Evaluator(["class_modes"], patterns, **opts)
+    every, _ = ev(fake)
+    # reference: the classifier's softmax, computed here from its two halves
+    model = next(iter(ev._extractors.values())).model
+    with torch.no_grad():
+        probs = torch.softmax(model.head(model.features(fake)), 1).numpy().astype(np.float64)
+    threshold = float(np.median(probs.max(1)))  # about half the samples on each side
+    keep = probs.max(1) >= threshold
+    assert 0 < keep.mean() < 1
+    counts = np.bincount(probs.argmax(1)[keep], minlength=patterns.num_classes)
+    p = counts[counts > 0] / counts.sum()
+    # the same cached classifier, with the threshold
+    sure, _ = Evaluator([{"name": "class_modes", "min_confidence": threshold}], patterns, **opts)(
+        fake
+    )
+    assert sure["modes/class_confident"] == pytest.approx(keep.mean())
+    assert sure["modes/class_coverage"] == pytest.approx((counts > 0).mean())
+    assert sure["modes/class_kl"] == pytest.approx(math.log(len(counts)) + (p * np.log(p)).sum())
+    assert "modes/class_confident" not in every  # logged only when a threshold is set
+    assert every["modes/class_coverage"] > sure["modes/class_coverage"]
+    # a threshold outside [0, 1) is refused
+    with pytest.raises(ConfigError, match="min_confidence must be in"):
+        Evaluator([{"name": "class_modes", "min_confidence": 1.0}], patterns, **opts)(fake)
