@@ -405,6 +405,10 @@ EVAL_CASES: list[tuple[list[str], list[str]]] = [
     (["device=tpu"], ["device must be auto, cpu, cuda, cuda:N or mps"]),
     (["dataset=5"], ["dataset must be null or a mapping"]),
     (["metrics=[fid,kdi]"], ["unknown metric 'kdi'", "did you mean 'kid'?"]),
+    (
+        ["metrics=[fid,{{name: kid, subset_sise: 10}}]"],
+        ["metric 'kid' has no option 'subset_sise'", "did you mean 'subset_size'?"],
+    ),
     (["features=incepton"], ["unknown feature extractor 'incepton'", "'inception'"]),
     (["out=results.txt"], ["out must be null or a .json file path"]),
     (["out={tmp}/adir.json"], ["adir.json is a directory"]),

@@ -123,15 +123,15 @@ def resolve_fake(spec: str, ema: bool, device: str, extra: dict[str, Any] | None
 
 def main_args(argv: list[str]) -> dict[str, Any]:
     # imported here (and above): a bad command line is refused before torch loads
-    from gansn.metrics.core import METRICS, evaluate
+    from gansn.metrics.core import check_metrics, evaluate
     from gansn.metrics.features import FEATURES
     from gansn.utils import resolve_device
 
     a = parse(argv, DEFAULTS, USAGE, RULES)
     metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
-    # names first: a typo must not wait for a dataset to load or a classifier to train
-    for m in metrics:
-        METRICS.get(m if isinstance(m, str) else m["name"])
+    # names and options first: a typo must not wait for a dataset to load or a classifier
+    # to train
+    check_metrics(metrics)
     if a["features"] != "auto":
         FEATURES.get(a["features"])
     resolve_device(a["device"])

@@ -316,6 +316,18 @@ def _parse(metric: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return opts.pop("name"), opts
 
 
+def check_metrics(metrics: Sequence[str | Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Metric entries (names or ``{name: ..., <option>: ...}``) -> ``[(name, options)]``.
+
+    Unknown names and misspelled options fail here, with the valid ones, so a command can
+    refuse before it writes anything or loads data, not at the first evaluation.
+    """
+    parsed = [_parse(m) for m in metrics]
+    for name, opts in parsed:
+        check_options(f"metric {name!r}", METRICS.get(name), opts, given=("ctx",))
+    return parsed
+
+
 def _auto_features(real: Source) -> str:
     shape = _sample_shape(real)
     if shape is not None and len(shape) == 1:
@@ -358,11 +370,7 @@ class Evaluator:
         seed: int = 0,
         progress: bool = True,
     ) -> None:
-        self.metrics = [_parse(m) for m in metrics]
-        for name, opts in self.metrics:
-            # unknown names and misspelled options fail now (before a run writes anything),
-            # not at the first evaluation
-            check_options(f"metric {name!r}", METRICS.get(name), opts, given=("ctx",))
+        self.metrics = check_metrics(metrics)
         self.real = as_source(real)
         self.features = _auto_features(self.real) if features == "auto" else features
         # extractors are built at the first evaluation: a misspelled one must fail now
