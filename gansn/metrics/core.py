@@ -48,6 +48,7 @@ from gansn.metrics.modes import class_modes, mixture_modes, ndb, stacked_modes
 from gansn.metrics.prdc import density_coverage, precision_recall
 from gansn.metrics.sources import DatasetSource, Source, StatsSource, as_source
 from gansn.registry import Registry, check_options
+from gansn.schema import Choice, Float, Int, Rule
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +72,22 @@ def describe(
     *,
     tags: Mapping[str, TagInfo | tuple[Direction | None, str] | tuple[Direction | None, str, bool]],
     stats_only: bool = False,
+    options: Mapping[str, Rule] | None = None,
 ) -> Callable[[Any], Any]:
     """Attach a metric's metadata to its function (use under ``@METRICS.register``).
 
     tags: every tag the metric returns -> ``TagInfo`` or ``(direction, label[, table])``.
     stats_only: the metric needs only streaming feature statistics (mean, covariance), so
         an evaluation of only such metrics keeps no feature matrix in memory.
+    options: what each option's value must be (``gansn.schema`` rules), checked by
+        :func:`check_metrics` before anything is evaluated.
     """
     info = {t: v if isinstance(v, TagInfo) else TagInfo(*v) for t, v in tags.items()}
 
     def attach(fn: Any) -> Any:
         fn.tags = info
         fn.stats_only = bool(stats_only)
+        fn.option_rules = dict(options or {})
         return fn
 
     return attach
@@ -324,7 +329,11 @@ def check_metrics(metrics: Sequence[str | Mapping[str, Any]]) -> list[tuple[str,
     """
     parsed = [_parse(m) for m in metrics]
     for name, opts in parsed:
-        check_options(f"metric {name!r}", METRICS.get(name), opts, given=("ctx",))
+        fn = METRICS.get(name)
+        check_options(f"metric {name!r}", fn, opts, given=("ctx",))
+        for key, rule in getattr(fn, "option_rules", {}).items():
+            if key in opts and (line := rule.problem(f"metric {name!r}: {key}", opts[key])):
+                raise ConfigError(line)
     return parsed
 
 
@@ -524,7 +533,10 @@ def _warn(ctx: EvalContext, message: str) -> None:
 
 
 @METRICS.register("fid_inf")
-@describe(tags={"metrics/fid_inf": ("min", "FID∞", False)})
+@describe(
+    tags={"metrics/fid_inf": ("min", "FID∞", False)},
+    options={"num_points": Int(2), "min_n": Int(2, null=True)},
+)
 def fid_inf_metric(
     ctx: EvalContext, features: str | None = None, num_points: int = 15, min_n: int | None = None
 ) -> dict[str, float]:
@@ -541,7 +553,10 @@ def fid_inf_metric(
 
 
 @METRICS.register("is")
-@describe(tags={"metrics/is": ("max", "IS"), "metrics/is_std": (None, "IS std", False)})
+@describe(
+    tags={"metrics/is": ("max", "IS"), "metrics/is_std": (None, "IS std", False)},
+    options={"splits": Int(1)},
+)
 def is_metric(ctx: EvalContext, splits: int = 10) -> dict[str, float]:
     """Inception Score of the fake samples (10 splits, mean ± std over splits, as the TF
     code of Salimans et al.) from the FID Inception's 1008-way logits ->
@@ -559,7 +574,10 @@ def is_metric(ctx: EvalContext, splits: int = 10) -> dict[str, float]:
 
 
 @METRICS.register("kid")
-@describe(tags={"metrics/kid": ("min", "KID"), "metrics/kid_std": (None, "KID std", False)})
+@describe(
+    tags={"metrics/kid": ("min", "KID"), "metrics/kid_std": (None, "KID std", False)},
+    options={"num_subsets": Int(1), "subset_size": Int(1)},
+)
 def kid_metric(
     ctx: EvalContext, features: str | None = None, num_subsets: int = 100, subset_size: int = 1000
 ) -> dict[str, float]:
@@ -600,7 +618,8 @@ def kid_metric(
         "metrics/recall": ("max", "Recall"),
         "metrics/density": ("max", "Density"),
         "metrics/coverage": ("max", "Coverage"),
-    }
+    },
+    options={"k_pr": Int(1), "k_dc": Int(1)},
 )
 def prdc_metric(
     ctx: EvalContext, features: str | None = None, k_pr: int = 3, k_dc: int = 5
@@ -616,7 +635,8 @@ def prdc_metric(
     tags={
         "metrics/precision": ("max", "Precision"),
         "metrics/recall": ("max", "Recall"),
-    }
+    },
+    options={"k": Int(1)},
 )
 def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict[str, float]:
     """Precision and recall only -> ``metrics/precision``, ``metrics/recall``."""
@@ -631,7 +651,13 @@ def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict
         "modes/covered_frac": ("max", "Modes (fraction)", False),
         "modes/high_quality": ("max", "HQ samples"),
         "modes/kl": ("min", "Mode KL"),
-    }
+    },
+    options={
+        "threshold": Float(gt=0),
+        "std": Float(gt=0, null=True),
+        "convention": Choice(("veegan", "pacgan")),
+        "min_count": Int(1, null=True),
+    },
 )
 def mixture_modes_metric(
     ctx: EvalContext,
@@ -668,7 +694,8 @@ def mixture_modes_metric(
         "modes/class_confident": ("max", "Confident"),
         "modes/stacked_covered": ("max", "Stacked modes"),
         "modes/stacked_kl": ("min", "Stacked KL"),
-    }
+    },
+    options={"min_count": Int(1), "min_confidence": Float(ge=0, lt=1)},
 )
 def class_modes_metric(
     ctx: EvalContext, min_count: int = 1, min_confidence: float = 0.0
@@ -686,11 +713,6 @@ def class_modes_metric(
     if ctx.is_points or not getattr(ds, "num_classes", None):
         log.warning("class_modes skipped: needs a labelled image dataset as the real source")
         return {}
-    if not 0.0 <= min_confidence < 1.0:
-        raise ConfigError(
-            f"class_modes: min_confidence must be in [0, 1), got {min_confidence}; "
-            "e.g. metrics.list=[{name: class_modes, min_confidence: 0.9}]"
-        )
     ext = ctx.extractor("classifier")
     out_fake = ctx.outputs("fake", "classifier")
     labels, k = out_fake["labels"], ext.num_classes
@@ -712,7 +734,8 @@ def class_modes_metric(
         "modes/ndb": ("min", "NDB", False),
         "modes/ndb_frac": ("min", "NDB (fraction)", False),
         "modes/ndb_js": ("min", "NDB JS", False),
-    }
+    },
+    options={"num_bins": Int(2), "alpha": Float(gt=0, lt=1), "max_real": Int(1, null=True)},
 )
 def ndb_metric(
     ctx: EvalContext,

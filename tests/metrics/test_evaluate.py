@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -30,6 +31,34 @@ def test_a_misspelled_metric_option_is_refused_before_any_evaluation(ring) -> No
         ConfigError, match=r"metric 'kid' has no option 'subset_sise'.*'subset_size'"
     ):
         Evaluator(["fid", {"name": "kid", "subset_sise": 10}], ring, features="raw")
+
+
+@pytest.mark.parametrize(
+    ("entry", "line"),
+    [
+        (
+            {"name": "class_modes", "min_confidence": 1.0},
+            "min_confidence must be a number in [0, 1)",
+        ),
+        ({"name": "class_modes", "min_count": 0}, "min_count must be a positive integer, got 0"),
+        ({"name": "kid", "subset_size": 0}, "subset_size must be a positive integer"),
+        ({"name": "prdc", "k_pr": 2.5}, "k_pr must be a positive integer, got 2.5"),
+        ({"name": "mixture_modes", "convention": "pacgn"}, "one of veegan, pacgan"),
+        ({"name": "ndb", "alpha": 1.5}, "alpha must be a number in (0, 1)"),
+        ({"name": "is", "splits": 0}, "splits must be a positive integer"),
+    ],
+)
+def test_a_bad_metric_option_value_is_refused_before_any_evaluation(ring, entry, line) -> None:
+    with pytest.raises(ConfigError) as err:
+        Evaluator([entry], ring, features="raw")
+    assert str(err.value).startswith(f"metric {entry['name']!r}: ")
+    assert line in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_metric_option_rule_names_an_option_the_metric_takes() -> None:
+    for name, fn in METRICS.entries():
+        taken = set(inspect.signature(fn).parameters) - {"ctx"}
+        assert set(getattr(fn, "option_rules", {})) <= taken, name
 
 
 def test_registry_names() -> None:
@@ -322,6 +351,3 @@ def test_class_modes_min_confidence_counts_only_confident_samples(patterns, tmp_
     assert sure["modes/class_kl"] == pytest.approx(math.log(len(counts)) + (p * np.log(p)).sum())
     assert "modes/class_confident" not in every  # logged only when a threshold is set
     assert every["modes/class_coverage"] > sure["modes/class_coverage"]
-    # a threshold outside [0, 1) is refused
-    with pytest.raises(ConfigError, match="min_confidence must be in"):
-        Evaluator([{"name": "class_modes", "min_confidence": 1.0}], patterns, **opts)(fake)
