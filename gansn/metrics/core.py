@@ -48,7 +48,7 @@ from gansn.metrics.modes import class_modes, mixture_modes, ndb, stacked_modes
 from gansn.metrics.prdc import density_coverage, precision_recall
 from gansn.metrics.sources import DatasetSource, Source, StatsSource, as_source
 from gansn.registry import Registry, check_options
-from gansn.schema import Choice, Float, Int, Rule
+from gansn.schema import Choice, Float, Int, Node, Rule, problems
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def describe(
     def attach(fn: Any) -> Any:
         fn.tags = info
         fn.stats_only = bool(stats_only)
-        fn.option_rules = dict(options or {})
+        fn.option_rules = Node(keys=dict(options or {}), open=True)
         return fn
 
     return attach
@@ -324,16 +324,17 @@ def _parse(metric: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 def check_metrics(metrics: Sequence[str | Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """Metric entries (names or ``{name: ..., <option>: ...}``) -> ``[(name, options)]``.
 
-    Unknown names and misspelled options fail here, with the valid ones, so a command can
-    refuse before it writes anything or loads data, not at the first evaluation.
+    Unknown names, misspelled options (with the valid ones) and values that break a metric's
+    option rules fail here, so a command can refuse before it writes anything or loads data,
+    not at the first evaluation.
     """
     parsed = [_parse(m) for m in metrics]
     for name, opts in parsed:
         fn = METRICS.get(name)
         check_options(f"metric {name!r}", fn, opts, given=("ctx",))
-        for key, rule in getattr(fn, "option_rules", {}).items():
-            if key in opts and (line := rule.problem(f"metric {name!r}: {key}", opts[key])):
-                raise ConfigError(line)
+        rules = getattr(fn, "option_rules", Node(open=True))  # a metric without describe()
+        if lines := problems(opts, rules, f"metric {name!r}: "):
+            raise ConfigError(lines[0])
     return parsed
 
 
