@@ -416,6 +416,24 @@ EVAL_CASES: list[tuple[list[str], list[str]]] = [
     (["real=imagenet"], ["real=imagenet: no such file or folder, and not a dataset name"]),
     (["fake={tmp}/nope.pt"], ["nope.pt does not exist"]),
     (["dataset={{split: test}}"], ["dataset.split does not apply to the image folder"]),
+    # each metric's fewest samples (issue 24), refused before anything is read
+    (
+        ["num_fake=1"],
+        ["metric 'fid': num_fake must be an integer >= 2, got 1", "a covariance needs"],
+    ),
+    (["metrics=[kid]", "num_real=1"], ["metric 'kid': num_real must be an integer >= 2"]),
+    (["metrics=[{{name: kid, subset_size: 1}}]"], ["metric 'kid': subset_size must be"]),
+    (
+        ["metrics=[prdc]"],
+        ["metric 'prdc': num_real must be an integer >= 6, got 4", "k_pr=3", "k_dc=5"],
+    ),
+    (["metrics=[{{name: pr, k: 4}}]"], ["metric 'pr': num_real must be an integer >= 5"]),
+    (["metrics=[{{name: is, splits: 10}}]"], ["metric 'is': num_fake must be an integer >= 10"]),
+    (["metrics=[{{name: ndb, num_bins: 5}}]"], ["metric 'ndb': num_real must be an integer >= 5"]),
+    (
+        ["metrics=[{{name: fid_inf, min_n: 4}}]"],
+        ["metric 'fid_inf': num_fake must be an integer >= 5"],
+    ),
 ]
 
 
@@ -466,6 +484,15 @@ def _damage(disk: dict[str, Path], case: str) -> tuple[list[str], Path]:
         np.savez(bad, x=np.zeros(3, np.float32))
     elif case == "npz no samples":
         np.savez(bad, y=np.zeros((4, 2), np.float32))
+    elif case == "npz too few samples":  # fewer than FID's 2, with num_fake=4 asked for
+        np.savez(bad, x=np.zeros((1, 8, 8, 3), np.uint8))
+    elif case == "npz too few real samples":
+        np.savez(bad, x=np.zeros((1, 8, 8, 3), np.uint8))
+        return [f"real={bad}", "num_real=null"], bad
+    elif case == "npz other image size":  # raw features compare samples of one shape
+        np.savez(bad, x=np.zeros((4, 6, 6, 3), np.uint8))
+    elif case == "npz points for images":
+        np.savez(bad, x=np.zeros((4, 2), np.float32))
     elif case == "stats wrong shapes":
         np.savez(bad, mu=np.zeros(4), sigma=np.zeros((3, 3)))
         return [f"real={bad}"], bad
@@ -480,6 +507,10 @@ DAMAGED = [
     "npz pickled objects",
     "npz wrong shape",
     "npz no samples",
+    "npz too few samples",
+    "npz too few real samples",
+    "npz other image size",
+    "npz points for images",
     "stats wrong shapes",
 ]
 
@@ -492,6 +523,38 @@ def test_eval_names_a_damaged_file(disk, monkeypatch, capsys, case):
     line = refused(capsys, lambda: run_cli(eval_main, _eval_argv(disk, args)))
     assert str(bad) in line
     assert snapshot(disk["tmp"]) == before  # no result JSON, no cached statistics
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("npz other image size", "shape (3, 6, 6) and {images} of shape (3, 8, 8); expected one"),
+        ("npz points for images", "shape (2,) and {images} of shape (3, 8, 8); expected both"),
+        ("npz too few samples", "metric 'fid': {bad} holds 1 fake sample, fewer than the 2"),
+        ("npz too few real samples", "metric 'fid': {bad} holds 1 real sample, fewer than the 2"),
+    ],
+)
+def test_eval_says_what_the_samples_are_and_what_they_must_be(
+    disk, monkeypatch, capsys, case, expected
+):
+    monkeypatch.chdir(disk["tmp"])
+    args, bad = _damage(disk, case)
+    line = refused(capsys, lambda: run_cli(eval_main, _eval_argv(disk, args)))
+    assert expected.format(bad=bad, images=disk["images"]) in line
+
+
+def test_eval_refuses_points_of_another_dimension_than_the_dataset(disk, monkeypatch, capsys):
+    monkeypatch.chdir(disk["tmp"])
+    bad = disk["tmp"] / "points3.npz"
+    np.savez(bad, x=np.zeros((50, 3), np.float32))
+    before = snapshot(disk["tmp"])
+    argv = _eval_argv(disk, ["real=ring8", f"fake={bad}", "num_real=50", "num_fake=50"])
+    line = refused(capsys, lambda: run_cli(eval_main, argv))
+    assert line == (
+        f"error: {bad} holds samples of shape (3,) and dataset ring8 (train split) of shape "
+        "(2,); expected points of the real ones' 2 dimensions"
+    )
+    assert snapshot(disk["tmp"]) == before
 
 
 # --------------------------------------------- image folders: the same in training and eval
@@ -645,6 +708,8 @@ SCRIPT_CASES: list[tuple[str, list[str], list[str]]] = [
     ("pacgan_report", ["{tmp}", "--out", "{blocker}"], ["--out", "is not a directory"]),
     ("pacgan_report", ["{tmp}/nope", "--out", "o"], ["is not a folder of runs"]),
     ("pacgan_report", ["{tmp}"], ["the following arguments are required: --out"]),
+    ("bench_oversubscribe", ["--blocks", "0"], ["argument --blocks", "positive integer"]),
+    ("bench_oversubscribe", ["--variants", "threads=3"], ["argument --variants", "threads=3"]),
     ("bench_denormal", ["--steps", "0"], ["argument --steps", "must be a positive integer"]),
     ("bench_denormal", ["--warm", "-1"], ["argument --warm", "must be an integer >= 0"]),
     ("stacked_real_modes", ["--n", "0"], ["argument --n", "must be a positive integer"]),

@@ -129,9 +129,11 @@ def main_args(argv: list[str]) -> dict[str, Any]:
 
     a = parse(argv, DEFAULTS, USAGE, RULES)
     metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
-    # names and options first: a typo must not wait for a dataset to load or a classifier
-    # to train
-    check_metrics(metrics)
+    # names, options and sample counts first: a typo must not wait for a dataset to load
+    # or a classifier to train
+    check_metrics(
+        metrics, {"real": ("num_real", a["num_real"]), "fake": ("num_fake", a["num_fake"])}
+    )
     if a["features"] != "auto":
         FEATURES.get(a["features"])
     resolve_device(a["device"])

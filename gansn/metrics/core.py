@@ -19,6 +19,7 @@ are meaningless without them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -50,6 +51,8 @@ from gansn.metrics.sources import DatasetSource, Source, StatsSource, as_source
 from gansn.registry import Registry, check_options
 from gansn.schema import Choice, Float, Int, Node, Rule, problems
 
+SIDES = ("real", "fake")
+
 log = logging.getLogger(__name__)
 
 METRICS: Registry[Any] = Registry("metric")
@@ -73,6 +76,7 @@ def describe(
     tags: Mapping[str, TagInfo | tuple[Direction | None, str] | tuple[Direction | None, str, bool]],
     stats_only: bool = False,
     options: Mapping[str, Rule] | None = None,
+    min_samples: MinSamples | None = None,
 ) -> Callable[[Any], Any]:
     """Attach a metric's metadata to its function (use under ``@METRICS.register``).
 
@@ -81,6 +85,8 @@ def describe(
         an evaluation of only such metrics keeps no feature matrix in memory.
     options: what each option's value must be (``gansn.schema`` rules), checked by
         :func:`check_metrics` before anything is evaluated.
+    min_samples: the fewest real and fake samples the metric is defined on, given its
+        options (see :class:`MinSamples`); checked with the rest of its rules.
     """
     info = {t: v if isinstance(v, TagInfo) else TagInfo(*v) for t, v in tags.items()}
 
@@ -88,9 +94,74 @@ def describe(
         fn.tags = info
         fn.stats_only = bool(stats_only)
         fn.option_rules = Node(keys=dict(options or {}), open=True)
+        fn.min_samples = min_samples or MinSamples()
         return fn
 
     return attach
+
+
+@dataclass(frozen=True)
+class MinSamples:
+    """The fewest samples per side a metric is defined on, as a function of its options.
+
+    real, fake: a count, or ``options -> count`` (the options with the metric's defaults
+    filled in); why: the reason, formatted with the options (``"k_pr={k_pr} neighbours"``).
+    Below it the metric would fail deep inside numpy (a covariance of one sample, a k-th
+    neighbour that does not exist); :func:`sample_count_problems` refuses it up front.
+    """
+
+    real: int | Callable[[Mapping[str, Any]], int] = 1
+    fake: int | Callable[[Mapping[str, Any]], int] = 1
+    why: str = ""
+
+    def needs(self, side: str, options: Mapping[str, Any]) -> int:
+        n = getattr(self, side)
+        return int(n(options) if callable(n) else n)
+
+    def reason(self, options: Mapping[str, Any]) -> str:
+        return self.why.format(**options)
+
+
+def _with_defaults(fn: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A metric's options with the defaults of its signature filled in."""
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    return {**defaults, **options}
+
+
+def sample_count_problems(
+    metrics: Sequence[tuple[str, Mapping[str, Any]]],
+    counts: Mapping[str, tuple[str, int | None]],
+) -> list[str]:
+    """One line per metric that ``counts`` gives too few samples (empty: all fine).
+
+    counts: side ("real"/"fake") -> (what the count is, the count): a key that set it
+    (``"num_fake"``: the line reads as that key's rule) or a source that holds only that
+    many (``"x.npz"``); a count of None (not known yet) is not checked.
+    """
+    out = []
+    for name, opts in metrics:
+        fn = METRICS.get(name)
+        rule = getattr(fn, "min_samples", None)
+        if rule is None:  # a plugin metric without describe()
+            continue
+        full = _with_defaults(fn, opts)
+        for side in SIDES:
+            what, n = counts.get(side, ("", None))
+            need = rule.needs(side, full)
+            if n is None or n >= need:
+                continue
+            why = f" ({rule.reason(full)})" if rule.why else ""
+            if what.startswith(("num_", "metrics.num_")):
+                line = Int(need).problem(what, n)
+            else:
+                noun = "sample" if n == 1 else "samples"
+                line = f"{what} holds {n} {side} {noun}, fewer than the {need} it needs"
+            out.append(f"metric {name!r}: {line}{why}")
+    return out
 
 
 def metric_tags() -> dict[str, TagInfo]:
@@ -202,6 +273,7 @@ class EvalContext:
         key = (which, name)
         if key not in self._outputs:
             self._extract(which, name, keep=True)
+            self.check_dims(name)
         return self._outputs[key]
 
     def features(self, which: str, name: str | None = None) -> np.ndarray:
@@ -228,10 +300,27 @@ class EvalContext:
             log.info("real statistics from cache %s", cache)
             return self._stats[key]
         self._extract(which, name, keep=self.keep_features)
+        self.check_dims(name)
         if cache is not None and not cache.is_file():
             save_stats(cache, *self._stats[key], n=self.counts[which])
             self.notes["real_stats_cache"] = str(cache)
         return self._stats[key]
+
+    def check_dims(self, name: str) -> None:
+        """Refuse real and fake features of different dimensions (a generator whose samples
+        are not the real ones' shape, under raw features): no metric compares them."""
+        dims = {}
+        for which in SIDES:
+            stats = self._stats.get((which, name))
+            if stats is not None:
+                dims[which] = len(stats[0])
+        if len(dims) == 2 and dims["real"] != dims["fake"]:
+            src = {"real": self.real, "fake": self.fake}
+            raise ConfigError(
+                f"{name} features of {_source_name(src['fake'])} have {dims['fake']} dimensions "
+                f"and those of {_source_name(src['real'])} {dims['real']}; expected samples of "
+                "one shape (features=inception resizes images)"
+            )
 
     # --- machinery ----------------------------------------------------------------------------
     def _stats_cache_path(self, which: str, name: str) -> Path | None:
@@ -284,7 +373,12 @@ class EvalContext:
         outputs = {k: np.concatenate(v) for k, v in chunks.items()} if keep else None
         if outputs is not None:
             self._outputs[(which, name)] = outputs
-        self._stats[(which, name)] = acc.stats()
+        # one sample has no covariance; the metrics that need one declare 2 (MinSamples),
+        # and the others (modes of one sample) must not fail for want of it
+        one = acc.n < 2
+        self._stats[(which, name)] = (
+            (acc.mean, np.full((acc.dim, acc.dim), np.nan)) if one else acc.stats()
+        )
         if which == "real":
             self._real_memo[memo_key] = (acc.n, outputs, self._stats[(which, name)])
 
@@ -321,12 +415,16 @@ def _parse(metric: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return opts.pop("name"), opts
 
 
-def check_metrics(metrics: Sequence[str | Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+def check_metrics(
+    metrics: Sequence[str | Mapping[str, Any]],
+    counts: Mapping[str, tuple[str, int | None]] | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
     """Metric entries (names or ``{name: ..., <option>: ...}``) -> ``[(name, options)]``.
 
-    Unknown names, misspelled options (with the valid ones) and values that break a metric's
-    option rules fail here, so a command can refuse before it writes anything or loads data,
-    not at the first evaluation.
+    Unknown names, misspelled options (with the valid ones), values that break a metric's
+    option rules and, given ``counts`` (as :func:`sample_count_problems` takes them), too
+    few samples for a metric fail here, so a command can refuse before it writes anything
+    or loads data, not at the first evaluation.
     """
     parsed = [_parse(m) for m in metrics]
     for name, opts in parsed:
@@ -335,7 +433,58 @@ def check_metrics(metrics: Sequence[str | Mapping[str, Any]]) -> list[tuple[str,
         rules = getattr(fn, "option_rules", Node(open=True))  # a metric without describe()
         if lines := problems(opts, rules, f"metric {name!r}: "):
             raise ConfigError(lines[0])
+    if counts and (lines := sample_count_problems(parsed, counts)):
+        raise ConfigError(lines[0])
     return parsed
+
+
+def _source_name(src: Source) -> str:
+    """How a line names a source: its file or folder, its dataset, else its type."""
+    d = src.describe()
+    if "path" in d:
+        return str(d["path"])
+    if d.get("type") == "dataset":
+        return f"dataset {d.get('name') or '?'} ({d.get('split')} split)"
+    if d.get("type") == "generator":
+        return f"generator {d.get('name')}"
+    return str(d.get("name") or d.get("type"))
+
+
+def _count(src: Source, requested: int | None, key: str) -> tuple[str, int | None]:
+    """(what sets the count, how many samples ``src`` gives for ``requested``) for
+    :func:`sample_count_problems`; the source names itself when it holds fewer."""
+    if isinstance(src, StatsSource):
+        return _source_name(src), None  # mean and covariance only: nothing to count
+    if src.length is None:
+        return key, requested
+    n = src.count(requested)
+    if requested is not None and n == requested:
+        return key, n
+    return _source_name(src), n
+
+
+def check_shapes(real: Source, fake: Source, extractors: Sequence[str]) -> None:
+    """Refuse real and fake samples no feature space in ``extractors`` can compare.
+
+    Raw features are the samples themselves, so both sides need one shape; points are
+    never comparable with images.  A generator's shape is known only once it samples:
+    :meth:`EvalContext.check_dims` catches that later.
+    """
+    r, f = _sample_shape(real), _sample_shape(fake)
+    if r is None or f is None or r == f:
+        return
+    if len(r) == 1 and len(f) == 1:
+        expected = f"points of the real ones' {r[0]} dimensions"
+    elif len(r) == 1 or len(f) == 1:
+        expected = "both points (N, D) or both images"
+    elif "raw" in extractors:
+        expected = "one shape for raw features (features=inception resizes images)"
+    else:
+        return
+    raise ConfigError(
+        f"{_source_name(fake)} holds samples of shape {f} and {_source_name(real)} of shape "
+        f"{r}; expected {expected}"
+    )
 
 
 def _auto_features(real: Source) -> str:
@@ -363,6 +512,8 @@ class Evaluator:
     feature_options: options of the default extractor, or ``{extractor: {options}}``.
     num_real: real samples to use (None = all); num_fake: fake samples to draw.
     cache_dir: where trained classifiers and real statistics are cached (None = nowhere).
+    count_keys: the option names of num_real / num_fake, for the line that refuses them
+        (``metrics.num_fake`` in a training config).
     """
 
     def __init__(
@@ -379,9 +530,19 @@ class Evaluator:
         cache_dir: str | Path | None = None,
         seed: int = 0,
         progress: bool = True,
+        count_keys: Mapping[str, str] | None = None,
     ) -> None:
-        self.metrics = check_metrics(metrics)
         self.real = as_source(real)
+        # too few real samples (or a num_fake below a metric's minimum) fails here, before
+        # a run trains for hours and then crashes at its first evaluation
+        self.count_keys = dict(count_keys or {"real": "num_real", "fake": "num_fake"})
+        self.metrics = check_metrics(
+            metrics,
+            {
+                "real": _count(self.real, num_real, self.count_keys["real"]),
+                "fake": (self.count_keys["fake"], num_fake),
+            },
+        )
         self.features = _auto_features(self.real) if features == "auto" else features
         # extractors are built at the first evaluation: a misspelled one must fail now
         for name in {self.features} | {o["features"] for _, o in self.metrics if "features" in o}:
@@ -402,9 +563,17 @@ class Evaluator:
         start = time.perf_counter()
         # features are kept in memory only when a metric needs more than their statistics
         keep = any(not getattr(METRICS.get(n), "stats_only", False) for n, _ in self.metrics)
+        fake = as_source(fake)
+        # what the fake source holds is known only now (a .npz of fewer than num_fake)
+        counts = {"fake": _count(fake, self.num_fake, self.count_keys["fake"])}
+        if lines := sample_count_problems(self.metrics, counts):
+            raise ConfigError(lines[0])
+        check_shapes(
+            self.real, fake, [self.features, *(o.get("features") for _, o in self.metrics)]
+        )
         ctx = EvalContext(
             self.real,
-            as_source(fake),
+            fake,
             features=self.features,
             feature_options=self.feature_options,
             num_real=self.num_real,
@@ -492,6 +661,7 @@ def from_config(
         cache_dir=cfg.get("cache_dir"),
         seed=seed,
         progress=progress,
+        count_keys={"real": "metrics.num_real", "fake": "metrics.num_fake"},
     )
 
 
@@ -499,7 +669,11 @@ def from_config(
 
 
 @METRICS.register("fid")
-@describe(tags={"metrics/fid": ("min", "FID")}, stats_only=True)
+@describe(
+    tags={"metrics/fid": ("min", "FID")},
+    stats_only=True,
+    min_samples=MinSamples(2, 2, "a covariance needs at least 2 samples per side"),
+)
 def fid_metric(ctx: EvalContext, features: str | None = None) -> dict[str, float]:
     """Fréchet distance of the feature statistics -> ``metrics/fid``.
 
@@ -537,6 +711,13 @@ def _warn(ctx: EvalContext, message: str) -> None:
 @describe(
     tags={"metrics/fid_inf": ("min", "FID∞", False)},
     options={"num_points": Int(2), "min_n": Int(2, null=True)},
+    # a line through FIDs at two or more fake subset sizes, from min_n up to all of them
+    min_samples=MinSamples(
+        2,
+        lambda o: (o["min_n"] or 2) + 1,
+        "a covariance needs 2 samples, and the fit FIDs at subset sizes min_n (default 2) "
+        "to N, so N > min_n",
+    ),
 )
 def fid_inf_metric(
     ctx: EvalContext, features: str | None = None, num_points: int = 15, min_n: int | None = None
@@ -557,6 +738,7 @@ def fid_inf_metric(
 @describe(
     tags={"metrics/is": ("max", "IS"), "metrics/is_std": (None, "IS std", False)},
     options={"splits": Int(1)},
+    min_samples=MinSamples(1, lambda o: o["splits"], "one fake sample per split at least"),
 )
 def is_metric(ctx: EvalContext, splits: int = 10) -> dict[str, float]:
     """Inception Score of the fake samples (10 splits, mean ± std over splits, as the TF
@@ -577,7 +759,9 @@ def is_metric(ctx: EvalContext, splits: int = 10) -> dict[str, float]:
 @METRICS.register("kid")
 @describe(
     tags={"metrics/kid": ("min", "KID"), "metrics/kid_std": (None, "KID std", False)},
-    options={"num_subsets": Int(1), "subset_size": Int(1)},
+    # unbiased MMD² leaves out each sample's kernel with itself: two per set at least
+    options={"num_subsets": Int(1), "subset_size": Int(2)},
+    min_samples=MinSamples(2, 2, "unbiased MMD² needs at least 2 samples per side"),
 )
 def kid_metric(
     ctx: EvalContext, features: str | None = None, num_subsets: int = 100, subset_size: int = 1000
@@ -621,6 +805,14 @@ def kid_metric(
         "metrics/coverage": ("max", "Coverage"),
     },
     options={"k_pr": Int(1), "k_dc": Int(1)},
+    # a sample's k-th nearest neighbour among the others: real balls for P/R and D/C, fake
+    # balls for recall
+    min_samples=MinSamples(
+        lambda o: max(o["k_pr"], o["k_dc"]) + 1,
+        lambda o: o["k_pr"] + 1,
+        "the k-th nearest neighbour needs k + 1 samples: k_pr={k_pr} on both sides, "
+        "k_dc={k_dc} on the real one",
+    ),
 )
 def prdc_metric(
     ctx: EvalContext, features: str | None = None, k_pr: int = 3, k_dc: int = 5
@@ -638,6 +830,11 @@ def prdc_metric(
         "metrics/recall": ("max", "Recall"),
     },
     options={"k": Int(1)},
+    min_samples=MinSamples(
+        lambda o: o["k"] + 1,
+        lambda o: o["k"] + 1,
+        "the k-th nearest neighbour needs k + 1 samples per side, k={k}",
+    ),
 )
 def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict[str, float]:
     """Precision and recall only -> ``metrics/precision``, ``metrics/recall``."""
@@ -737,6 +934,9 @@ def class_modes_metric(
         "modes/ndb_js": ("min", "NDB JS", False),
     },
     options={"num_bins": Int(2), "alpha": Float(gt=0, lt=1), "max_real": Int(1, null=True)},
+    min_samples=MinSamples(
+        lambda o: o["num_bins"], 1, "k-means makes num_bins={num_bins} bins of real samples"
+    ),
 )
 def ndb_metric(
     ctx: EvalContext,

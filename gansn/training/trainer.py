@@ -738,8 +738,12 @@ class Trainer:
                     # ranks sample together: with rank 0's BN statistics, the checkpoint's
                     distributed.broadcast_buffers(self.G)
                     distributed.broadcast_buffers(self.sampler)
-                with self._isolated():
-                    values = hook(self, self.step)
+                try:
+                    with self._isolated():
+                        values = hook(self, self.step)
+                except Exception as err:
+                    self._save_after_failed(f"the {hook.name} hook", err)
+                    raise
                 self._emit(writer, values)
                 self._track_best(values)
         if (due("samples", int(cfg.get("sample_every", 0))) or final) and main:
@@ -749,6 +753,21 @@ class Trainer:
         keep = int(cfg.get("keep_every", 0))
         if keep and self.step % keep == 0:
             self.save(f"step_{self.step:06d}.pt")
+
+    def _save_after_failed(self, what: str, err: Exception) -> None:
+        """A measurement failed (an evaluation's bad input, a metric's bug): save what was
+        trained before the error propagates, so no evaluation crash loses a training run;
+        the error then says which checkpoint is kept."""
+        if self._saved_step != self.step:
+            try:
+                self.save()
+            except Exception as save_err:  # NaN weights, a full disk: the first error stands
+                log.error("saving the checkpoint after %s failed failed too: %s", what, save_err)
+        note = f"{what} failed at G step {self.step}. {self.checkpoint_note()}"
+        if isinstance(err, ConfigError):  # one line on stderr: the note goes into it
+            err.args = (f"{err}; {note}", *err.args[1:])
+        elif self.rank.is_main:  # a bug: its traceback follows this line
+            log.error("%s; evaluate it with gansn-eval fake=%s", note, self.run_dir)
 
     def _emit(self, writer: Any, values: dict[str, float]) -> None:
         if not values:

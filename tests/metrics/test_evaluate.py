@@ -41,7 +41,7 @@ def test_a_misspelled_metric_option_is_refused_before_any_evaluation(ring) -> No
             "min_confidence must be a number in [0, 1)",
         ),
         ({"name": "class_modes", "min_count": 0}, "min_count must be a positive integer, got 0"),
-        ({"name": "kid", "subset_size": 0}, "subset_size must be a positive integer"),
+        ({"name": "kid", "subset_size": 1}, "subset_size must be an integer >= 2, got 1"),
         ({"name": "prdc", "k_pr": 2.5}, "k_pr must be a positive integer, got 2.5"),
         ({"name": "mixture_modes", "convention": "pacgn"}, "one of veegan, pacgan"),
         ({"name": "ndb", "alpha": 1.5}, "alpha must be a number in (0, 1)"),
@@ -53,6 +53,61 @@ def test_a_bad_metric_option_value_is_refused_before_any_evaluation(ring, entry,
         Evaluator([entry], ring, features="raw")
     assert str(err.value).startswith(f"metric {entry['name']!r}: ")
     assert line in str(err.value) and "\n" not in str(err.value)
+
+
+# metrics on any 2-D points, with options that keep their minima small
+AT_MINIMUM = [
+    "fid",
+    {"name": "kid", "num_subsets": 3},
+    "prdc",
+    {"name": "prdc", "k_pr": 1, "k_dc": 2},
+    {"name": "pr", "k": 2},
+    "fid_inf",
+    {"name": "fid_inf", "min_n": 4, "num_points": 3},
+    {"name": "ndb", "num_bins": 3},
+]
+
+
+@pytest.mark.parametrize("entry", AT_MINIMUM, ids=str)
+def test_a_metric_runs_at_its_declared_minimum_and_is_refused_below_it(entry) -> None:
+    """The declared minimum is the true one: at it the metric computes a number, one sample
+    fewer on either side is refused in one line before any feature is extracted."""
+    from gansn.metrics.core import _parse, _with_defaults
+
+    name, opts = _parse(entry)
+    fn = METRICS.get(name)
+    full = _with_defaults(fn, opts)
+    need = {side: fn.min_samples.needs(side, full) for side in ("real", "fake")}
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(need["real"], 2)).astype(np.float32)
+    fake = rng.normal(size=(need["fake"], 2)).astype(np.float32)
+    kw = {"features": "raw", "num_real": None, "num_fake": need["fake"], "progress": False}
+    results, _ = evaluate([entry], real, fake, **kw)
+    assert results and all(isinstance(v, float) for v in results.values())
+    for side in ("real", "fake"):
+        if need[side] <= 1:
+            continue
+        short = {"real": real, "fake": fake}
+        short[side] = short[side][:-1]
+        with pytest.raises(ConfigError) as err:
+            evaluate([entry], short["real"], short["fake"], **kw)
+        line = str(err.value)
+        assert line.startswith(f"metric {name!r}: ") and "\n" not in line
+        assert f"{need[side]}" in line, line
+
+
+def test_a_generator_of_another_shape_is_refused_once_its_features_are_known() -> None:
+    real = np.zeros((8, 2), np.float32)
+
+    def sample(n: int) -> torch.Tensor:
+        return torch.zeros(n, 3)
+
+    with pytest.raises(ConfigError) as err:
+        evaluate(["fid"], real, sample, features="raw", num_fake=8, progress=False)
+    assert str(err.value) == (
+        "raw features of generator sample have 3 dimensions and those of array 2; expected "
+        "samples of one shape (features=inception resizes images)"
+    )
 
 
 def test_every_metric_option_rule_names_an_option_the_metric_takes() -> None:

@@ -341,3 +341,48 @@ def test_terminal_summary_says_where_things_are_and_what_was_measured(tiny_cfg, 
     lower, upper = t.last_values["lipschitz/lower"], t.last_values["lipschitz/upper_operator"]
     assert f"measured {lower:.3g} <= Lip(D) <= {upper:.3g}" in text
     assert f"tensorboard --logdir {tmp_path / 'run'}" in text
+
+
+EVAL = [
+    "metrics=default",
+    "metrics.eval_every=100",
+    "metrics.list=[fid]",
+    "metrics.features=raw",
+    "metrics.num_real=16",
+    "metrics.num_fake=16",
+    "metrics.best=null",
+    "ckpt_every=0",
+]
+
+
+def test_too_few_samples_for_a_metric_is_refused_before_anything_is_written(tiny_cfg, tmp_path):
+    cfg, _ = tiny_cfg(*EVAL, "metrics.num_fake=1")
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError) as err:
+        build_trainer(cfg, run)
+    assert str(err.value) == (
+        "metric 'fid': metrics.num_fake must be an integer >= 2, got 1 (a covariance needs at "
+        "least 2 samples per side)"
+    )
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("a metric's bug"), ConfigError("bad input")])
+def test_a_failing_final_evaluation_keeps_the_trained_run(tiny_cfg, tmp_path, error):
+    cfg, ov = tiny_cfg(*EVAL)
+    t = build_trainer(cfg, tmp_path, overrides=ov)
+    hook = next(h for h in t.hooks if h.name == "eval")
+
+    def fail(*a, **k):
+        raise error
+
+    hook.evaluator = fail
+    with pytest.raises(type(error)) as raised:
+        t.train()
+    assert load_checkpoint(tmp_path)["step"] == 4  # the final evaluation ran after step 4
+    if isinstance(error, ConfigError):  # the one line says so
+        line = str(raised.value)
+        assert line.startswith("bad input; the eval hook failed at G step 4. ")
+        assert f"{tmp_path / 'checkpoints' / 'last.pt'} (step 4), is kept" in line
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["status"] == "failed"
