@@ -29,6 +29,7 @@ FLOORS = {
     "sampling": 1,
     "utils": 1,
     "distributed": 1,
+    "threads": 0,
     "config": 0,
     "errors": 0,
     "schema": 0,

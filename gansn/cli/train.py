@@ -37,8 +37,13 @@ EXIT_DIVERGED = 3
 EXIT_IO_ERROR = 74  # sysexits.h EX_IOERR
 
 
-def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float]:
-    """Resolve resume, build the trainer (all validation), then lock, write and train."""
+def run(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], parallel_jobs: int | None = None
+) -> dict[str, float]:
+    """Resolve resume, build the trainer (all validation), then lock, write and train.
+
+    ``parallel_jobs``: the runs a launcher runs side by side, which share the CPU's cores.
+    """
     # imported here: torch and the models load only once a run starts, so --help and
     # --cfg answer at once
     from gansn.checkpoint import find_checkpoint, load_checkpoint
@@ -53,7 +58,13 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, float
         cfg = _compose([*overrides, f"resume={ckpt_path}"])
         run_dir = ckpt_path.parent.parent
     plain = _plain(cfg, overrides)
-    trainer = build_trainer(plain, run_dir, overrides=overrides, resume=plain.get("resume"))
+    trainer = build_trainer(
+        plain,
+        run_dir,
+        overrides=overrides,
+        resume=plain.get("resume"),
+        parallel_jobs=parallel_jobs,
+    )
     if trainer.done:
         # re-running a finished run (a repeated command, a re-submitted sweep) is not an
         # error, and must not rewrite its config, samples or checkpoint
@@ -163,7 +174,7 @@ def _app(cfg: DictConfig) -> float | None:
             logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for all
         # each rank's Hydra resolved ${now:...} on its own clock: all take rank 0's dir
         run_dir = Path(distributed.broadcast_object(str(run_dir)))
-        final = run(cfg, run_dir, list(hc.overrides.task))
+        final = run(cfg, run_dir, list(hc.overrides.task), _parallel_jobs(hc))
     except ConfigError as err:
         _fail(err, EXIT_BAD_INPUT)
     except NonFiniteLossError as err:
@@ -179,6 +190,16 @@ def _app(cfg: DictConfig) -> float | None:
         sweep.job_finished()
     # a sweeper optimising something gets the main metric back
     return final.get("metrics/fid", final.get("loss/g"))
+
+
+def _parallel_jobs(hc: Any) -> int | None:
+    """``hydra.launcher.n_jobs`` of a sweep (the joblib launcher's), else None."""
+    from hydra.types import RunMode
+
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    n_jobs = OmegaConf.select(hc.launcher, "n_jobs")
+    return int(n_jobs) if isinstance(n_jobs, int) else None
 
 
 def _fail(err: Exception, code: int) -> None:

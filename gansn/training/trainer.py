@@ -35,6 +35,7 @@ from gansn.losses import build_loss
 from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
 from gansn.registry import check_options
 from gansn.sampling import save_image, to_grid
+from gansn.threads import apply_threads
 from gansn.training.ema import EMA
 from gansn.training.hooks import Hook, build_hooks
 from gansn.training.logging import MetricsLog
@@ -157,6 +158,9 @@ class Trainer:
         hooks: :class:`~gansn.training.hooks.Hook` objects to run (metrics, Lipschitz
             tracking, your own); :meth:`add_hooks` adds more once G and D exist, which is
             how :func:`train` attaches the ones the config asks for.
+        parallel_jobs: how many runs a launcher starts side by side on this host
+            (``hydra.launcher.n_jobs``), for the default thread count: the cores are shared
+            among them.
     """
 
     def __init__(
@@ -167,6 +171,7 @@ class Trainer:
         overrides: list[str] = (),
         resume: str | Path | None = None,
         hooks: Sequence[Hook] = (),
+        parallel_jobs: int | None = None,
     ) -> None:
         validate_config(cfg)
         import_modules(list(cfg.get("imports") or []))
@@ -182,8 +187,9 @@ class Trainer:
         self.device = resolve_device(cfg.get("device", "auto"))
         if self.device.type == "cuda" and self.device.index is None and self.rank.distributed:
             self.device = torch.device("cuda", torch.cuda.current_device())
-        if cfg.get("threads"):
-            torch.set_num_threads(int(cfg["threads"]))
+        # threads=N, else a fair share of the cores this process may use among the runs
+        # beside it (gansn/threads.py); logged with the run's other facts in _train
+        self.threads = apply_threads(int(cfg.get("threads") or 0), n_jobs=parallel_jobs)
         # Denormal floats (|x| < 1.2e-38) take a slow path on x86 CPUs. A D that saturates
         # (e.g. SNGAN setting F) fills activations and gradients with them: measured 1.6-2.8x
         # slower steps here (BENCHMARKS.md). Flushing them to zero costs nothing otherwise.
@@ -655,6 +661,7 @@ class Trainer:
                 self.steps,
                 self.device,
             )
+            log.info("%s", self.threads.describe())
             log_every = int(self.cfg.get("log_every", 0))
             sums: dict[str, torch.Tensor] = {}
             n_sum, t_window = 0, time.perf_counter()
@@ -876,13 +883,16 @@ def build_trainer(
     overrides: Sequence[str] = (),
     resume: str | Path | None = None,
     hooks: Sequence[Hook] = (),
+    parallel_jobs: int | None = None,
 ) -> Trainer:
     """A :class:`Trainer` for ``cfg`` with the hooks its config asks for (after ``hooks``).
 
     Everything is validated and built here and nothing is written, so a caller can still
     refuse (or write its own files) before ``trainer.train()``.
     """
-    trainer = Trainer(cfg, run_dir, overrides=overrides, resume=resume, hooks=hooks)
+    trainer = Trainer(
+        cfg, run_dir, overrides=overrides, resume=resume, hooks=hooks, parallel_jobs=parallel_jobs
+    )
     trainer.add_hooks(
         build_hooks(
             cfg,
