@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,9 +257,15 @@ class AnyValue(Rule):
         return True
 
 
+# the longest file name (one path component) nearly every file system takes, in bytes
+NAME_MAX = 255
+
+
 def writable_file_problem(key: str, path: Path) -> str | None:
     """Why ``path`` cannot be written as a file (None if it can), found before writing."""
     label = f"{key}={path}" if key else str(path)
+    if (line := _name_problem(label, path, "path")) is not None:
+        return line
     if path.is_dir():
         return f"{label} is a directory; give a file path"
     probe = path.parent
@@ -266,20 +273,46 @@ def writable_file_problem(key: str, path: Path) -> str | None:
         probe = probe.parent
     if not probe.is_dir():
         return f"{label}: {probe} exists and is not a directory; choose another path"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{label}: {probe} is not writable; choose another path"
-    return None
+    return _write_problem(label, probe, "path")
 
 
 def writable_dir_problem(key: str, path: Path) -> str | None:
     """Why ``path`` cannot be made or written as a directory (None if it can)."""
+    label = f"{key}={path}"
+    if (line := _name_problem(label, path, key)) is not None:
+        return line
     probe = path
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
-        return f"{key}={path}: {probe} exists and is not a directory; choose another {key}"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{key}={path}: {probe} is not writable; choose another {key}"
+        return f"{label}: {probe} exists and is not a directory; choose another {key}"
+    return _write_problem(label, probe, key)
+
+
+def _name_problem(label: str, path: Path, what: str) -> str | None:
+    """A path no file system can hold: a name longer than ``NAME_MAX`` bytes (the OS says
+    only "File name too long", from deep inside the first call that touches it)."""
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            return (
+                f"{label[:60]}...: the name {part[:20]}... is {size} bytes long, and a file or "
+                f"folder name may have at most {NAME_MAX}; choose another {what}"
+            )
+    return None
+
+
+def _write_problem(label: str, folder: Path, what: str) -> str | None:
+    """Whether new entries can be made in the existing ``folder``: its permissions, then a
+    real try (a folder made and removed at once), since root passes every permission check
+    and pseudo file systems (/proc, /sys) refuse what their modes allow."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{label}: {folder} is not writable; choose another {what}"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".gansn-probe-", dir=folder))
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        return f"{label}: nothing can be created in {folder} ({why}); choose another {what}"
     return None
 
 

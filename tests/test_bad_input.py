@@ -237,6 +237,36 @@ def test_train_refuses_an_output_dir_below_a_file(disk, monkeypatch, capsys):
     assert snapshot(disk["tmp"]) == before
 
 
+LONG_NAME = "a" * 300  # longer than the 255 bytes a file name may have (NAME_MAX)
+RUN_DIR_CASES = [
+    ("", ["hydra.run.dir is empty", "leave it out for outputs/<date>/<time>"]),
+    ("''", ["hydra.run.dir is empty"]),
+    ("{tmp}/" + LONG_NAME, ["is 300 bytes long", "at most 255", "choose another hydra.run.dir"]),
+    ("/proc/x", ["hydra.run.dir=/proc/x", "/proc", "choose another hydra.run.dir"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragments"), RUN_DIR_CASES, ids=["empty", "quotes", "long", "proc"]
+)
+@pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
+def test_train_refuses_a_run_dir_it_cannot_make(
+    disk, monkeypatch, capsys, value, fragments, resume
+):
+    if value.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    monkeypatch.setattr(train_cli, "_app", lambda: pytest.fail("reached the Hydra app"))
+    monkeypatch.chdir(disk["tmp"])
+    before = snapshot(disk["tmp"])
+    argv = ["gansn-train", "experiment=quick", f"hydra.run.dir={value.format(**disk)}"]
+    if resume:
+        argv.insert(1, f"resume={disk['run']}")
+    monkeypatch.setattr(sys, "argv", argv)
+    line = refused(capsys, train_cli.main)
+    assert_has(line, fragments)
+    assert snapshot(disk["tmp"]) == before
+
+
 def test_every_key_of_every_preset_has_a_rule():
     """No composed config (any group option, any preset) holds a key the schema refuses."""
     from gansn.cli.help import config_groups
@@ -367,6 +397,7 @@ SAMPLE_CASES: list[tuple[list[str], list[str]]] = [
     (["ckpt={tmp}/nope.pt"], ["checkpoint", "nope.pt does not exist"]),
     (["ckpt={tmp}"], ["no checkpoint at"]),
     (["ckpt={png}"], ["grid.png"]),
+    (["npz={tmp}/" + "b" * 300 + ".npz"], ["is 304 bytes long", "at most 255"]),
 ]
 
 
@@ -384,6 +415,14 @@ def test_sample_refuses(disk, monkeypatch, capsys, args, fragments):
     line = refused(capsys, lambda: run_cli(sample_main, argv))
     assert_has(line, fragments)
     assert snapshot(disk["tmp"]) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc here")
+def test_sample_refuses_a_folder_nothing_can_be_created_in(disk, monkeypatch, capsys):
+    # as root every permission check passes: only trying tells that /proc takes no files
+    line = refused(capsys, lambda: run_cli(sample_main, [f"ckpt={disk['run']}", "out=/proc/a.png"]))
+    assert_has(line, ["out=/proc/a.png", "/proc", "choose another path"])
+    assert not Path("/proc/a.png").exists()
 
 
 def test_sample_needs_its_checkpoint(capsys):

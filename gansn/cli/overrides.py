@@ -56,7 +56,7 @@ def check_command_line(argv: list[str]) -> str | None:
     overrides, multirun, print_only = split
     if any(o.lstrip("+~").startswith("resume=") for o in overrides):
         # a resume composes on the saved run's own overrides: checked there (cli.train.run)
-        return None
+        return None if print_only else _output_dir_problem(overrides, multirun)
     # imported here: Hydra's parser is needed only for a command line to check
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -119,8 +119,16 @@ def _output_dir_problem(overrides: list[str], multirun: bool) -> str | None:
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     for o in overrides:
         k, _, value = o.lstrip("+").partition("=")
-        if k == key and value and "${" not in value:
-            return writable_dir_problem(key, Path(value.strip("'\"")).expanduser())
+        if k != key:
+            continue
+        value = value.strip().strip("'\"")
+        if not value:  # Hydra would take the current directory, a checkout's root
+            return (
+                f"{o}: {key} is empty; give the run's own directory ({key}=runs/my_run), or "
+                "leave it out for outputs/<date>/<time>"
+            )
+        if "${" not in value:
+            return writable_dir_problem(key, Path(value).expanduser())
     return None
 
 
