@@ -38,17 +38,26 @@ EXIT_IO_ERROR = 74  # sysexits.h EX_IOERR
 
 
 def run(
-    cfg: DictConfig, run_dir: Path, overrides: list[str], parallel_jobs: int | None = None
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str],
+    parallel_jobs: int | None = None,
+    *,
+    explicit_dir: bool = False,
 ) -> dict[str, float]:
     """Resolve resume, build the trainer (all validation), then lock, write and train.
 
     ``parallel_jobs``: the runs a launcher runs side by side, which share the CPU's cores.
+    ``explicit_dir``: ``run_dir`` was asked for (``hydra.run.dir``); with ``resume=X`` and
+    another dir than X's own, the run branches: it continues from X's checkpoint in
+    ``run_dir`` (X's history copied in) and X is left as it is, as Lightning's ``ckpt_path``.
     """
     # imported here: torch and the models load only once a run starts, so --help and
     # --cfg answer at once
     from gansn.checkpoint import find_checkpoint, load_checkpoint
     from gansn.training import RunIOError, RunLock, build_trainer
 
+    branch_from: Path | None = None
     if cfg.get("resume"):
         ckpt_path = find_checkpoint(cfg.resume)
         saved = load_checkpoint(ckpt_path)
@@ -56,7 +65,12 @@ def run(
         today = [o for o in overrides if not o.startswith("resume=")]
         overrides = list(saved.get("overrides", [])) + today
         cfg = _compose([*overrides, f"resume={ckpt_path}"])
-        run_dir = ckpt_path.parent.parent
+        source = ckpt_path.parent.parent
+        if explicit_dir and run_dir.resolve() != source.resolve():
+            branch_from = source
+            _check_branch_dir(run_dir, ckpt_path)
+        else:
+            run_dir = source
     plain = _plain(cfg, overrides)
     trainer = build_trainer(
         plain,
@@ -80,6 +94,8 @@ def run(
     with RunLock(run_dir) if main else contextlib.nullcontext():
         try:
             if main:
+                if branch_from is not None:
+                    _copy_history(branch_from, run_dir, trainer.step)
                 _write_hydra_files(cfg, run_dir, overrides)
         except OSError as err:
             raise RunIOError(
@@ -92,6 +108,36 @@ def run(
         sys.exit(128 + signal.Signals[trainer.stopped_by].value)
     log.info("%s", run_summary(trainer, run_dir))
     return final
+
+
+# what a run dir holds once a run has written into it
+_RUN_FILES = ("checkpoints", "metrics.jsonl", "status.json", "config.yaml")
+
+
+def _check_branch_dir(run_dir: Path, ckpt_path: Path) -> None:
+    """A branch goes into a new (or empty) dir: never over another run's files."""
+    held = [name for name in _RUN_FILES if (run_dir / name).exists()]
+    if held:
+        raise ConfigError(
+            f"hydra.run.dir={run_dir} already holds a run ({held[0]}); resume={ckpt_path} "
+            "branches into a new or empty dir: choose another hydra.run.dir, or drop it to "
+            "continue the checkpoint's own run"
+        )
+
+
+def _copy_history(source: Path, run_dir: Path, step: int) -> None:
+    """Give a branch its parent's history up to ``step``: metrics.jsonl and the TensorBoard
+    event files (the trainer cuts both at ``step`` as a resume in place does).  Checkpoints,
+    samples and logs are not copied; the source run dir is only read."""
+    import shutil
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for f in [source / "metrics.jsonl", *sorted(source.glob("events.out.tfevents.*"))]:
+        if f.is_file():
+            shutil.copy2(f, run_dir / f.name)
+    log.info(
+        "branching %s at G step %d into %s; %s is left as it is", source, step, run_dir, source
+    )
 
 
 def run_summary(trainer: Any, run_dir: Path) -> str:
@@ -174,7 +220,12 @@ def _app(cfg: DictConfig) -> float | None:
             logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for all
         # each rank's Hydra resolved ${now:...} on its own clock: all take rank 0's dir
         run_dir = Path(distributed.broadcast_object(str(run_dir)))
-        final = run(cfg, run_dir, list(hc.overrides.task), _parallel_jobs(hc))
+        explicit = hc.mode.name == "RUN" and any(
+            o.startswith("hydra.run.dir=") for o in hc.overrides.hydra
+        )
+        final = run(
+            cfg, run_dir, list(hc.overrides.task), _parallel_jobs(hc), explicit_dir=explicit
+        )
     except ConfigError as err:
         _fail(err, EXIT_BAD_INPUT)
     except NonFiniteLossError as err:

@@ -91,6 +91,51 @@ def test_resume_override_extends_a_run(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
+
+
+def test_resume_into_another_run_dir_branches_and_leaves_the_source_alone(tmp_path):
+    """``resume=X hydra.run.dir=Y``: Y continues X exactly as X itself would have, with X's
+    history up to the checkpoint, and no byte of X changes (issue 24)."""
+    src, branch, inplace = tmp_path / "src", tmp_path / "branch", tmp_path / "inplace"
+    run("-m", "gansn.train", *TINY, f"hydra.run.dir={src}", cwd=tmp_path)
+    shutil.copytree(src, inplace)
+    before = _files(src)
+    run("-m", "gansn.train", f"resume={src}", "steps=5", f"hydra.run.dir={branch}", cwd=tmp_path)
+    assert _files(src) == before
+    run("-m", "gansn.train", f"resume={inplace}", "steps=5", cwd=tmp_path)
+    a = torch.load(branch / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(inplace / "checkpoints" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 5
+    for who in ("G", "D"):
+        for k, v in a["models"][who].items():
+            assert torch.equal(v, b["models"][who][k]), (who, k)
+    # the source's history up to its checkpoint, then the branch's own steps
+    history = (src / "metrics.jsonl").read_text()
+    assert (branch / "metrics.jsonl").read_text().startswith(history)
+    assert json.loads((branch / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 5
+    assert list(branch.glob("events.out.tfevents.*"))
+
+    # a branch never goes over another run's files
+    proc = run(
+        "-m",
+        "gansn.train",
+        f"resume={src}",
+        "steps=7",
+        f"hydra.run.dir={inplace}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: hydra.run.dir={inplace} already holds a run (checkpoints); resume="
+        f"{src / 'checkpoints' / 'last.pt'} branches into a new or empty dir: choose another "
+        "hydra.run.dir, or drop it to continue the checkpoint's own run"
+    ]
+    assert torch.load(inplace / "checkpoints" / "last.pt", weights_only=True)["step"] == 5
+
+
 def test_multirun_sweeps_norms(tmp_path):
     sweep = tmp_path / "sweep"
     run(
