@@ -523,6 +523,10 @@ def _damage(disk: dict[str, Path], case: str) -> tuple[list[str], Path]:
         np.savez(bad, x=np.zeros(3, np.float32))
     elif case == "npz no samples":
         np.savez(bad, y=np.zeros((4, 2), np.float32))
+    elif case == "npz a text file":  # np.load calls it "pickled"
+        bad.write_text("these are my notes, not samples\n")
+    elif case == "npz float images out of range":  # values 0-5 taken as images
+        np.savez(bad, x=np.linspace(0, 5, 4 * 3 * 8 * 8, dtype=np.float32).reshape(4, 3, 8, 8))
     elif case == "npz too few samples":  # fewer than FID's 2, with num_fake=4 asked for
         np.savez(bad, x=np.zeros((1, 8, 8, 3), np.uint8))
     elif case == "npz too few real samples":
@@ -546,6 +550,8 @@ DAMAGED = [
     "npz pickled objects",
     "npz wrong shape",
     "npz no samples",
+    "npz a text file",
+    "npz float images out of range",
     "npz too few samples",
     "npz too few real samples",
     "npz other image size",
@@ -570,6 +576,11 @@ def test_eval_names_a_damaged_file(disk, monkeypatch, capsys, case):
         ("npz other image size", "shape (3, 6, 6) and {images} of shape (3, 8, 8); expected one"),
         ("npz points for images", "shape (2,) and {images} of shape (3, 8, 8); expected both"),
         ("npz too few samples", "metric 'fid': {bad} holds 1 fake sample, fewer than the 2"),
+        ("npz a text file", "{bad} is not an npz file (it does not start as a zip archive)"),
+        (
+            "npz float images out of range",
+            "{bad}: x holds float images with values in [0, 5]; expected float images in [-1, 1]",
+        ),
         ("npz too few real samples", "metric 'fid': {bad} holds 1 real sample, fewer than the 2"),
     ],
 )

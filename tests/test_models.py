@@ -394,3 +394,16 @@ def test_model_spec_rebuilds_identical_models():
     G2.eval()
     z = torch.randn(2, 8)
     torch.testing.assert_close(G1(z), G2(z))
+
+
+@pytest.mark.parametrize(
+    ("arch", "shape"), [("dcgan", (3, 32, 32)), ("resnet", (3, 32, 32)), ("mlp", (2,))]
+)
+def test_a_width_that_leaves_a_layer_no_channel_is_refused(arch, shape):
+    """model.width=0.001 used to build nets of 1-channel layers without a word (issue 24)."""
+    with pytest.raises(ConfigError) as err:
+        build_models(spec_for(arch, shape, width=0.001))
+    line = str(err.value)
+    assert line.startswith("model.width=0.001 scales a ") and "\n" not in line
+    assert "rounds to none; expected model.width >= " in line
+    build_models(spec_for(arch, shape, width=0.0625))  # the tests' tiny width still builds

@@ -352,6 +352,15 @@ class NpzSource(ArraySource):
                 f"{self.path}: {key} is {x.dtype} {x.shape}; expected uint8 images (N, H, W[, C]) "
                 "or float32 images (N, C, H, W) / points (N, D), N >= 1"
             )
+        if x.ndim == 4 and x.dtype != np.uint8 and x.size:
+            lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+            # a little slack for round-off; [0, 1] or [0, 255] floats would be read as
+            # images of another brightness and give a plausible, wrong number
+            if not (lo >= -1.01 and hi <= 1.01):
+                raise ConfigError(
+                    f"{self.path}: {key} holds float images with values in [{lo:g}, {hi:g}]; "
+                    "expected float images in [-1, 1] (or uint8 images in [0, 255])"
+                )
         try:
             super().__init__(x, name=self.path.name)
         except ConfigError as err:
@@ -361,7 +370,21 @@ class NpzSource(ArraySource):
         return {**super().describe(), "type": "npz", "path": str(self.path)}
 
 
+# what a .npz starts with: a zip archive (numpy.savez), or a bare .npy that np.load reads too
+_NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")
+
+
 def _unreadable_npz(path: Path, err: BaseException) -> DataError:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError:
+        head = b""
+    if not head.startswith(_NPZ_MAGIC):  # np.load calls any other file "pickled"
+        return DataError(
+            f"{path} is not an npz file (it does not start as a zip archive); expected a .npz "
+            "as numpy.savez or gansn-sample npz=... writes it"
+        )
     why = str(err).strip() or type(err).__name__
     return DataError(
         f"{path} cannot be read as a .npz ({why}): it is corrupt, truncated or holds "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from gansn.errors import ConfigError
 from gansn.nn.norms import Norm
 
 Init = Callable[[nn.Module], None]
@@ -164,5 +165,16 @@ class Discriminator(nn.Module):
 
 
 def scaled(channels: int, width: float) -> int:
-    """Channel count scaled by the ``width`` knob (at least 1)."""
-    return max(1, math.floor(channels * width + 0.5))
+    """Channel count scaled by the ``width`` knob, rounded; refused below one channel.
+
+    A width that rounds a layer to no channels used to be clamped to 1, which built nets
+    of 1-channel layers that train to nothing without a word.
+    """
+    n = math.floor(channels * width + 0.5)
+    if n < 1:
+        raise ConfigError(
+            f"model.width={width:g} scales a {channels}-channel layer to {channels * width:.3g} "
+            f"channels, which rounds to none; expected model.width >= {0.5 / channels:.3g} for it "
+            "(every layer needs at least one channel)"
+        )
+    return n
