@@ -216,6 +216,23 @@ class MetricList(Rule):
 
 
 @dataclass(frozen=True)
+class ClaimList(Rule):
+    """A study's claims: mappings with id, subject, rivals and metrics (the report parses
+    them fully, :func:`gansn.report.verdicts.parse_claims`)."""
+
+    null: bool = False
+
+    def describe(self) -> str:
+        return "a list of claims ({id, subject, rivals, metrics[, text, where, score]})"
+
+    def ok(self, v: Any) -> bool:
+        need = {"id", "subject", "rivals", "metrics"}
+        return isinstance(v, list | tuple) and all(
+            isinstance(c, Mapping) and need <= set(c) for c in v
+        )
+
+
+@dataclass(frozen=True)
 class Dict(Rule):
     null: bool = False
 
@@ -472,6 +489,7 @@ TRAIN = Node(
         "resume": Str(null=True),
         "imports": StrList(null=True),
         "report": Bool(),
+        "study": Node({"last_k": Int(1), "claims": ClaimList(null=True)}),
         "ema": Node({"enabled": Bool(), "decay": Float(ge=0, lt=1), "start": Int(0)}),
         "log_every": Int(0),
         "sample_every": Int(0),

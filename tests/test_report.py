@@ -42,10 +42,16 @@ def test_aggregate_single_none_and_nonfinite():
     assert one is not None and one.std is None and one.n == 1
     assert format_stat(one) == "4"
     assert aggregate([]) is None
-    assert aggregate([float("nan"), None]) is None
+    # a NaN is a diverged run: counted, never averaged and never dropped
+    gone = aggregate([float("nan"), None])
+    assert gone is not None and gone.mean is None and gone.n == 0 and gone.diverged == (None,)
+    assert format_stat(gone) == "1 diverged (step ?)"
     s = aggregate([1.0, float("inf"), 3.0])
     assert s is not None and s.n == 2 and s.mean == pytest.approx(2.0)
-    assert format_stat(s) == "2 ± 1.4"
+    # 95 % t CI: 2 ± t(0.975, 1) * sqrt(2) / sqrt(2) = 2 ± 12.706
+    assert (s.low, s.high) == pytest.approx((2 - 12.7062047, 2 + 12.7062047))
+    assert format_stat(s) == "2 [-10.7, 14.7] · 1 diverged (step ?)"
+    assert format_stat(s, ci=False) == "2 ± 1.4 · 1 diverged (step ?)"
 
 
 def test_best_keys_respects_direction_and_ties():
@@ -349,9 +355,11 @@ def test_report_table_values_and_best(built):
     assert list(rows) == ["spectral", "none"]
     sp, no = rows["spectral"], rows["none"]
     assert sp["seeds"] == [0, 1] and no["seeds"] == [0, 2]
+    # final = mean of the last 3 evaluations (here both: fid + 10, fid): 10 and 12
     fid = sp["metrics"]["metrics/fid:final"]
-    assert fid["mean"] == pytest.approx(6.0) and fid["std"] == pytest.approx(math.sqrt(2))
+    assert fid["mean"] == pytest.approx(11.0) and fid["std"] == pytest.approx(math.sqrt(2))
     assert fid["n"] == 2
+    assert sp["metrics"]["metrics/fid:last"]["mean"] == pytest.approx(6.0)  # the last value
     assert no["metrics"]["metrics/fid:best"]["mean"] == pytest.approx(25.0)
     assert setting["best"]["metrics/fid:final"] == ["spectral"]
     assert setting["best"]["metrics/precision:final"] == ["none"]  # higher is better
@@ -362,9 +370,10 @@ def test_report_table_values_and_best(built):
     columns = [c["id"] for c in setting["columns"]]
     assert "metrics/kid:final" not in columns  # no data, no column
     md = (out / "report.md").read_text()
-    assert "| spectral | 2 (+1 excl.) | 0, 1 | **6 ± 1.4** |" in md
+    assert "| spectral | 2 (+1 excl.) | 0, 1 | **11 [-1.71, 23.7]** |" in md
     cells = [c.strip() for ln in md.splitlines() if ln.startswith("| ") for c in ln.split("|")]
-    assert cells.count("8 ± 0") == 4 and "**8 ± 0**" not in cells  # a tie: no bold
+    assert cells.count("8 [8, 8]") == 4 and "**8 [8, 8]**" not in cells  # a tie: no bold
+    assert "FID (last)" not in md  # the last value alone: summary.json only
     # the header names the feature space the numbers were measured in; modes have none
     header = next(ln for ln in md.splitlines() if ln.startswith("| Norm |"))
     assert "| FID (final), raw 2-D points |" in header
@@ -375,7 +384,7 @@ def test_report_table_values_and_best(built):
     assert cols["modes/covered:final"]["space"] is None
     assert "gansn-train -m norm@d_norm=spectral,none seed=0,1,2" in md
     html = (out / "report.html").read_text()
-    assert "<strong>6 ± 1.4</strong>" in html and 'src="fig_s1_spectra.png"' in html
+    assert "<strong>11 [-1.71, 23.7]</strong>" in html and 'src="fig_s1_spectra.png"' in html
 
 
 def test_failed_runs_are_listed(built):

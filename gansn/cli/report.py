@@ -72,6 +72,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="inline the PNGs into report.html (one self-contained file)",
     )
+    p.add_argument(
+        "--last-k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="a run's final score is the mean of its last K evaluations (default: the runs' "
+        "study.last_k, else 3; 1 = the last value)",
+    )
+    p.add_argument(
+        "--claims",
+        default=None,
+        metavar="YAML",
+        help="test the claims of this file's study.claims (e.g. a study preset) instead of "
+        "the runs' own",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     return p
 
@@ -86,10 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.last_k is not None and args.last_k < 1:
+        print(f"gansn-report: error: --last-k must be >= 1, got {args.last_k}", file=sys.stderr)
+        return 2
     # imported here: a bad command line is refused before matplotlib and torch load
     from gansn.report import ReportDependencyError, build_report
+    from gansn.report.verdicts import claims_from_file
 
     try:
+        claims = claims_from_file(args.claims) if args.claims else None
         out = build_report(
             args.sweep_dir,
             args.out,
@@ -98,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint_figures=not args.no_checkpoints,
             embed_images=args.embed_images,
             curves=args.curves,
+            last_k=args.last_k,
+            claims=claims,
         )
     except (FileNotFoundError, ReportDependencyError, ConfigError) as err:
         print(f"gansn-report: error: {err}", file=sys.stderr)

@@ -853,7 +853,7 @@ def pr_metric(ctx: EvalContext, features: str | None = None, k: int = 3) -> dict
     options={
         "threshold": Float(gt=0),
         "std": Float(gt=0, null=True),
-        "convention": Choice(("veegan", "pacgan")),
+        "convention": Choice(("veegan", "fifth_of_uniform")),
         "min_count": Int(1, null=True),
     },
 )

@@ -8,9 +8,10 @@ All functions are numpy in, ``dict[str, float]`` out.  KL divergences are in nat
   its nearest mode centre;
 * each high-quality sample is registered to its nearest mode;
 * a mode is *covered* when at least ``min_count`` high-quality samples are registered to it.
-  ``min_count=1`` is the VEEGAN convention (gansn's default); PacGAN's ``convention="pacgan"``
-  counts a mode as lost when it gets fewer than 1/5 of the N/K samples a perfect generator
-  would put there (20 of 2,500 samples for grid25);
+  ``min_count=1`` is the VEEGAN convention, which PacGAN's code also uses (gansn's
+  default); ``convention="fifth_of_uniform"`` is a stricter rule of gansn's own, not
+  PacGAN's: a mode is lost when it gets fewer than 1/5 of the N/K samples a perfect
+  generator would put there (20 of 2,500 samples for grid25);
 * KL is the *reverse* KL of PacGAN, KL(q ‖ uniform) with q the normalized histogram of the
   modes of the high-quality samples; 0 for a perfect generator, log K for a single mode.
   It is NaN when no sample is high quality (q undefined).
@@ -69,8 +70,9 @@ def mixture_modes(
 ) -> dict[str, float]:
     """Mode metrics of 2-D (any-D) samples against a Gaussian mixture with isotropic ``std``.
 
-    samples: (N, D), centers: (K, D).  ``convention``: "veegan" (min_count 1) or "pacgan"
-    (min_count = ceil(N / K / 5)); an explicit ``min_count`` wins.  Returns ``covered``
+    samples: (N, D), centers: (K, D).  ``convention``: "veegan" (min_count 1, as VEEGAN's
+    and PacGAN's code) or "fifth_of_uniform" (min_count = ceil(N / K / 5), stricter, no
+    paper's rule); an explicit ``min_count`` wins.  Returns ``covered``
     (number of modes, 0..K), ``covered_frac``, ``high_quality`` (fraction of samples) and
     ``kl`` (reverse KL of the high-quality mode histogram to uniform).
     """
@@ -80,10 +82,12 @@ def mixture_modes(
     if min_count is None:
         if convention == "veegan":
             min_count = 1
-        elif convention == "pacgan":
+        elif convention == "fifth_of_uniform":
             min_count = max(1, math.ceil(len(samples) / k / 5))
         else:
-            raise ValueError(f"convention must be 'veegan' or 'pacgan', got {convention!r}")
+            raise ValueError(
+                f"convention must be 'veegan' or 'fifth_of_uniform', got {convention!r}"
+            )
     d = np.sqrt(((samples[:, None, :] - centers[None, :, :]) ** 2).sum(-1))  # (N, K)
     nearest = d.argmin(1)
     good = d[np.arange(len(samples)), nearest] <= threshold * std

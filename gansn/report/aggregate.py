@@ -19,6 +19,7 @@ from gansn.metrics.core import METRICS, Direction, metric_tags, tag_info
 from gansn.metrics.features import FEATURES
 from gansn.report.collect import Axis, Run, canon
 from gansn.report.render import format_value
+from gansn.report.stats import summarize
 
 LIP_UPPER = "lipschitz/upper_operator"
 # Every one of these is a valid lower bound on D's Lipschitz constant, so their max is too.
@@ -86,25 +87,54 @@ def axis_label(tag: str, runs: Iterable[Run]) -> str:
 
 
 @dataclass(frozen=True)
-class Stat:
-    """Mean ± sample std (ddof=1) of one column over the seeds of one row."""
+class Diverged:
+    """A run whose score is not a number: its metric (or its loss) went NaN/Inf at ``step``."""
 
-    mean: float
+    step: int | None
+
+
+Score = float | Diverged
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One column over the seeds of one row: mean, sample std (ddof 1) and the Student-t
+    95 % CI of the mean of the finite scores, plus the runs that diverged.
+
+    ``n`` counts the finite scores; ``diverged`` holds the step at which each other run's
+    value became NaN/Inf (shown and counted, never replaced by an earlier value)."""
+
+    mean: float | None
     std: float | None
     n: int
     values: tuple[float, ...]
+    low: float | None = None
+    high: float | None = None
+    diverged: tuple[int | None, ...] = ()
 
 
-def aggregate(values: Iterable[float | None]) -> Stat | None:
-    """Mean and std (ddof=1; None for a single value) of the finite values; None if none.
+def aggregate(scores: Iterable[Score | None]) -> Stat | None:
+    """:class:`Stat` of per-run scores; None when no run has a score.
 
-    Non-finite values (a diverged run's NaN) are left out here; the row's ``n`` shows it.
-    """
-    vals = tuple(float(v) for v in values if v is not None and math.isfinite(v))
-    if not vals:
+    A :class:`Diverged` score (or a bare NaN/Inf) is counted in ``diverged``, never
+    averaged; a row whose every run diverged has ``mean`` None."""
+    finite: list[float] = []
+    diverged: list[int | None] = []
+    for v in scores:
+        if v is None:
+            continue
+        if isinstance(v, Diverged):
+            diverged.append(v.step)
+        elif math.isfinite(v):
+            finite.append(float(v))
+        else:
+            diverged.append(None)
+    if not finite and not diverged:
         return None
-    std = statistics.stdev(vals) if len(vals) > 1 else None
-    return Stat(mean=statistics.fmean(vals), std=std, n=len(vals), values=vals)
+    s = summarize(finite)
+    if s is None:
+        return Stat(None, None, 0, (), diverged=tuple(diverged))
+    return Stat(s.mean, s.std, s.n, s.values, s.low, s.high, tuple(diverged))
 
 
 def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[str]:
@@ -115,7 +145,11 @@ def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[st
     difference, or a comparison, that the numbers do not show.  Means are compared as the
     table shows them (``MEAN_DIGITS``): two rows that read the same are a tie.
     """
-    shown = {k: float(f"{s.mean:.{MEAN_DIGITS}g}") for k, s in stats.items() if s is not None}
+    shown = {
+        k: float(f"{s.mean:.{MEAN_DIGITS}g}")
+        for k, s in stats.items()
+        if s is not None and s.mean is not None
+    }
     if how is None or len(shown) < 2:
         return set()
     target = min(shown.values()) if how == "min" else max(shown.values())
@@ -123,37 +157,68 @@ def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[st
     return best if len(best) == 1 else set()
 
 
+# Evaluations averaged into a run's "final" score: one noisy last evaluation must not decide
+# a comparison.  Fixed here, before the studies it scores were re-read (issue 21).
+LAST_K = 3
+
+
+def run_score(points: Sequence[tuple[int, float]], k: int = LAST_K) -> Score | None:
+    """A run's final score of one series: the mean of its last ``k`` values.
+
+    :class:`Diverged` at the first non-finite one among them (a NaN FID, a mode KL with no
+    high-quality sample): an earlier finite value is never reported in its place."""
+    if not points:
+        return None
+    tail = points[-k:]
+    bad = [step for step, v in tail if not math.isfinite(v)]
+    if bad:
+        return Diverged(bad[0])
+    return statistics.fmean(v for _, v in tail)
+
+
 @dataclass(frozen=True)
 class Column:
-    """One table column: ``tag`` reduced per run by ``kind`` (the lip_* kinds: last value)."""
+    """One table column: ``tag`` reduced per run by ``kind``: ``final`` the mean of the last
+    ``k`` evaluations (:func:`run_score`), ``last`` the last value, ``best`` the best
+    finite value over training; the lip_* kinds: the last value."""
 
     id: str
     label: str
     tag: str
-    kind: Literal["final", "best", "lip_upper", "lip_lower"]
+    kind: Literal["final", "last", "best", "lip_upper", "lip_lower"]
     direction: Direction | None
     space: str | None = None  # the feature space, from the runs' protocols (feature_space)
+    k: int = LAST_K
 
     @property
     def header(self) -> str:
         """``FID (final), classifier features``: the label and the space it was measured in."""
         return f"{self.label}, {self.space}" if self.space else self.label
 
-    def value(self, run: Run) -> float | None:
-        """One run's number: its last value, or its best over steps."""
-        vals = [v for _, v in run_series(run, self.tag)]
-        if self.kind == "best" and vals:
+    def value(self, run: Run) -> Score | None:
+        """One run's score (:class:`Diverged` when it is not a number)."""
+        points = run_series(run, self.tag)
+        if run.diverged_step is not None and self.kind != "best":
+            # The run stopped on a NaN/Inf loss: its last evaluation is not its result.
+            return Diverged(run.diverged_step)
+        if self.kind == "final":
+            return run_score(points, self.k)
+        if self.kind == "best":
+            vals = [v for _, v in points if math.isfinite(v)]
+            if not vals:
+                return Diverged(points[0][0]) if points else None
             return min(vals) if self.direction == "min" else max(vals)
-        return vals[-1] if vals else None
+        return run_score(points, 1)
 
 
-def table_columns() -> list[Column]:
-    """Final and best value of each metric tag registered for the tables, then Lipschitz."""
+def table_columns(k: int = LAST_K) -> list[Column]:
+    """Per metric tag registered for the tables: its final score (mean of the last ``k``
+    evaluations), its last value (summary.json only) and its best; then Lipschitz."""
     cols = [
-        Column(f"{tag}:{kind}", f"{info.label} ({kind})", tag, kind, info.direction)
+        Column(f"{tag}:{kind}", f"{info.label} ({kind})", tag, kind, info.direction, k=k)
         for tag, info in metric_tags().items()
         if info.table
-        for kind in ("final", "best")
+        for kind in ("final", "last", "best")
     ]
     # No direction: a smaller Lipschitz constant is not "better" by itself.
     cols.append(Column("lipschitz:upper", "Lip. upper (end)", LIP_UPPER, "lip_upper", None))
@@ -167,7 +232,8 @@ def run_series(run: Run, tag: str) -> list[tuple[int, float]]:
         return run.series.get(tag, [])
     per_step: dict[int, float] = {}
     for step, v in (sv for t in LIP_LOWER for sv in run.series.get(t, [])):
-        per_step[step] = max(per_step.get(step, v), v)
+        if math.isfinite(v):  # every finite one is a valid bound; a NaN one is none
+            per_step[step] = max(per_step.get(step, v), v)
     return sorted(per_step.items())
 
 
@@ -176,12 +242,34 @@ def short_key(key: str) -> str:
     return key.removesuffix(".name")
 
 
-def format_stat(s: Stat | None) -> str:
-    """``12.34 ± 0.56`` (4 significant digits for the mean, 2 for the std); ``—`` if none."""
+def _num(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}g}"
+
+
+def format_diverged(steps: Sequence[int | None]) -> str:
+    """``2 diverged (steps 300, 812)``; ``—`` for none."""
+    if not steps:
+        return ""
+    where = ", ".join("?" if s is None else str(s) for s in steps)
+    return f"{len(steps)} diverged (step{'s' if len(steps) > 1 else ''} {where})"
+
+
+def format_stat(s: Stat | None, ci: bool = True) -> str:
+    """``145 [124, 166]``: the mean (4 significant digits) and its 95 % t CI (3), or
+    ``145 ± 29`` with ``ci=False`` (the sample std); ``—`` if none.  Diverged runs follow:
+    ``… · 1 diverged (step 812)``."""
     if s is None:
         return "—"
+    div = format_diverged(s.diverged)
+    if s.mean is None:
+        return div
     mean = f"{s.mean:.{MEAN_DIGITS}g}"
-    return mean if s.std is None else f"{mean} ± {s.std:.2g}"
+    if s.std is not None:
+        if ci and s.low is not None and s.high is not None:
+            mean = f"{mean} [{_num(s.low)}, {_num(s.high)}]"
+        elif not ci:
+            mean = f"{mean} ± {s.std:.2g}"
+    return f"{mean} · {div}" if div else mean
 
 
 def format_values(values: Mapping[str, Any]) -> str:
@@ -252,6 +340,7 @@ class Study:
     row_keys: list[str]
     setting_keys: list[str]
     settings: list[Setting]
+    last_k: int = LAST_K
 
 
 def row_label(values: Mapping[str, Any]) -> str:
@@ -286,9 +375,10 @@ def _describe(settings: list[Setting], axes: Sequence[Axis]) -> None:
                 setting.fixed[k] = fs[0][k]
 
 
-def build_study(runs: Sequence[Run], axes: Sequence[Axis]) -> Study:
+def build_study(runs: Sequence[Run], axes: Sequence[Axis], last_k: int = LAST_K) -> Study:
     """Group runs into settings (tables) and rows (normalizations) along ``axes`` and
-    aggregate each column over the seeds of a row."""
+    aggregate each column over the seeds of a row; a run's final score is the mean of its
+    last ``last_k`` evaluations."""
     row_axes = [a for a in axes if a.key.split(".", 1)[0] in ("d_norm", "g_norm")]
     if not any(a.key.startswith("d_norm") for a in row_axes) and any(
         "d_norm.name" in r.flat for r in runs
@@ -306,7 +396,7 @@ def build_study(runs: Sequence[Run], axes: Sequence[Axis]) -> Study:
             setting.rows.append(row := Row(row_label(rvals), rvals))
         row.runs.append(run)
 
-    cols = table_columns()
+    cols = table_columns(last_k)
     for setting in settings.values():
         for row in setting.rows:
             row.stats = {c.id: aggregate(c.value(r) for r in row.used) for c in cols}
@@ -323,4 +413,4 @@ def build_study(runs: Sequence[Run], axes: Sequence[Axis]) -> Study:
     if len(settings) > 1:
         _describe(list(settings.values()), axes)
     row_keys, setting_keys = [a.key for a in row_axes], [a.key for a in setting_axes]
-    return Study(list(runs), list(axes), row_keys, setting_keys, list(settings.values()))
+    return Study(list(runs), list(axes), row_keys, setting_keys, list(settings.values()), last_k)

@@ -21,6 +21,7 @@ import gansn
 from gansn.metrics.core import metric_tags
 from gansn.report import plots as plotting
 from gansn.report.aggregate import (
+    LAST_K,
     Setting,
     Study,
     aggregate,
@@ -32,6 +33,9 @@ from gansn.report.aggregate import (
 from gansn.report.aggregate import short_key as _short
 from gansn.report.collect import Run, canon, collect_runs, sweep_axes, sweep_commands
 from gansn.report.render import Cell, Document, format_value, to_html, to_markdown
+from gansn.report.verdicts import Claim, Verdict, judge_summary, parse_claims
+from gansn.report.verdicts import as_dict as verdict_dict
+from gansn.report.verdicts import render as render_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +50,13 @@ MAIN_METRICS = (
 # protocol entries that differ between runs without making their numbers incomparable
 _PROTOCOL_NOISE = ("seconds", "seed", "cache", "cache_file")
 _LEGEND = (
-    "Mean ± std over seeds (sample std, ddof=1; no ± for one seed); n = seeds used, excl. = "
-    "failed or metric-less runs left out. final = last logged value, best = best logged value "
-    "over training. Bold = the one row whose mean, as shown, is better than every other row's "
+    "Mean over seeds [95 % confidence interval of the mean: Student t, mean ± t(n-1)·s/√n; "
+    "none for one seed]; n = seeds used, excl. = failed or metric-less runs left out. final "
+    "= the mean of a run's last {k} evaluations (its last value alone is in summary.json as "
+    "'last'), best = its best logged value over training. 'k diverged (step s)': runs whose "
+    "value was NaN/Inf at step s (a loss that went NaN stops training; a mode KL with no "
+    "high-quality sample is NaN): counted, never averaged or replaced by an earlier value. "
+    "Bold = the one row whose mean, as shown, is better than every other row's "
     "(lower is better for FID, KID and KL; higher for the rest); no bold on a tie for best or "
     "where every row has the same mean; Lipschitz bounds are not ranked. A metric computed in "
     "a feature space names it in its header (FID of classifier features and FID of Inception "
@@ -131,12 +139,47 @@ def _figures(
     return drawn, missing
 
 
-def _breadth_table(doc: Document, setting: Setting) -> dict[str, Any] | None:
-    """Per norm and D layer, the stable-rank fraction of the final spectrum over seeds;
-    returns ``{"layers": titles, "runs": {norm: [[fraction per layer] per run]}}``."""
-    titles, table = plotting.spectra_breadth(setting)
+# Per run, the breadth of D's final spectra, saved beside a report: checkpoints are too big
+# to commit, so a report rebuilt from committed logs reads the numbers from here.
+BREADTH_FILE = "spectra_breadth.json"
+
+
+def _saved_breadth(
+    setting: Setting, saved: dict[str, Any] | None
+) -> tuple[list[str], dict[str, list[list[float]]]]:
+    """The breadth table of ``setting`` from a saved ``spectra_breadth.json``."""
+    if not saved:
+        return [], {}
+    table = {
+        row.label: [saved["runs"][r.rel] for r in row.used if r.rel in saved["runs"]]
+        for row in setting.rows
+    }
+    table = {k: v for k, v in table.items() if v}
+    return (list(saved["layers"]), table) if table else ([], {})
+
+
+def _breadth_table(
+    doc: Document, setting: Setting, checkpoints: bool, saved: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Per norm and D layer, the stable-rank fraction of the final spectrum over seeds,
+    from the checkpoints, else from a saved ``spectra_breadth.json``; returns ``{"layers":
+    titles, "runs": {norm: [[fraction per layer] per run]}, "run_dirs": {norm: [rel]},
+    "source": "checkpoints" | BREADTH_FILE}``."""
+    titles, table = plotting.spectra_breadth(setting) if checkpoints else ([], {})
+    source = "checkpoints"
+    if not titles:
+        titles, table = _saved_breadth(setting, saved)
+        source = BREADTH_FILE
     if not titles:
         return None
+    rels = {
+        row.label: [
+            r.rel
+            for r in row.used
+            if (r.checkpoint if source == "checkpoints" else r.rel in (saved or {}).get("runs", {}))
+        ]
+        for row in setting.rows
+    }
     rows = []
     for norm, runs in table.items():
         per_layer = [aggregate(run[j] for run in runs) for j in range(len(titles))]
@@ -153,12 +196,29 @@ def _breadth_table(doc: Document, setting: Setting) -> dict[str, Any] | None:
             "normalization concentrates them."
         ),
     )
-    return {"layers": titles, "runs": table}
+    if source != "checkpoints":
+        doc.para(
+            f"(Breadth read from {BREADTH_FILE}, saved from the checkpoints by an earlier report.)"
+        )
+    return {"layers": titles, "runs": table, "run_dirs": rels, "source": source}
+
+
+def portable(x: Any) -> Any:
+    """``x`` with every absolute path cut to its last part (``…/fashion_mnist-….pt``): a
+    committed report names no folder of the machine that built it."""
+    if isinstance(x, str) and os.path.isabs(x) and len(x) > 1:
+        return "…/" + Path(x).name
+    if isinstance(x, str) and "=/" in x:  # an override: hydra.sweep.dir=/abs/path
+        key, _, value = x.partition("=")
+        return f"{key}={portable(value)}"
+    if isinstance(x, dict):
+        return {k: portable(v) for k, v in x.items()}
+    return [portable(v) for v in x] if isinstance(x, list | tuple) else x
 
 
 def _protocol_text(setting: Setting) -> str | None:
     protos = {
-        canon({k: v for k, v in r.protocol.items() if k not in _PROTOCOL_NOISE})
+        canon({k: portable(v) for k, v in r.protocol.items() if k not in _PROTOCOL_NOISE})
         for r in setting.runs
         if r.contributes and r.protocol
     }
@@ -168,7 +228,7 @@ def _protocol_text(setting: Setting) -> str | None:
     return f"Metric protocol: {txt}" if protos else None
 
 
-def _setting_section(doc: Document, setting: Setting, many: bool) -> None:
+def _setting_section(doc: Document, setting: Setting, many: bool, k: int) -> None:
     doc.heading(
         f"Setting {setting.index}: {setting.label}" if many else f"Results: {setting.label}"
     )
@@ -180,15 +240,15 @@ def _setting_section(doc: Document, setting: Setting, many: bool) -> None:
             "were logged by any usable run of this setting."
         )
     rows = []
+    shown = [c for c in setting.columns if c.kind != "last"]  # "last": summary.json only
     for row in setting.rows:
         n = str(len(row.used)) + (f" (+{len(row.excluded)} excl.)" if row.excluded else "")
         stats = [
-            Cell(format_stat(row.stats[c.id]), bold=row.label in setting.best[c.id])
-            for c in setting.columns
+            Cell(format_stat(row.stats[c.id]), bold=row.label in setting.best[c.id]) for c in shown
         ]
         rows.append([row.label, n, ", ".join(map(format_value, row.seeds)), *stats])
-    doc.table(["Norm", "n", "Seeds", *(c.header for c in setting.columns)], rows)
-    doc.para(_LEGEND)
+    doc.table(["Norm", "n", "Seeds", *(c.header for c in shown)], rows)
+    doc.para(_LEGEND.format(k=k))
     proto = _protocol_text(setting)
     if proto:
         doc.para(proto)
@@ -278,6 +338,32 @@ def _setting_summary(s: Setting, figures: list[str]) -> dict[str, Any]:
     }
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError) as err:
+        log.warning("cannot read %s: %s", path, err)
+        return None
+
+
+def study_config(runs: Sequence[Run]) -> dict[str, Any]:
+    """The ``study`` key (last_k, claims) the runs were configured with: the study preset's.
+    Runs that disagree (sweeps of two presets in one folder) give none."""
+    found = {canon(r.config.get("study")) for r in runs if r.config.get("study")}
+    return json.loads(found.pop()) if len(found) == 1 else {}
+
+
+def _verdict_section(doc: Document, verdicts: Sequence[Verdict]) -> None:
+    doc.heading("Verdicts on the declared claims")
+    for kind, what in render_verdicts(verdicts):
+        if kind == "heading":
+            doc.heading(what, 3)
+        elif kind == "para":
+            doc.para(what)
+        else:
+            doc.table(*what)
+
+
 def build_report(
     sweep_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
@@ -287,6 +373,8 @@ def build_report(
     checkpoint_figures: bool = True,
     embed_images: bool = False,
     curves: Sequence[str] = (),
+    last_k: int | None = None,
+    claims: Sequence[Claim] | None = None,
 ) -> Path:
     """Aggregate the sweep in ``sweep_dir`` into a report folder and return that folder.
 
@@ -295,6 +383,12 @@ def build_report(
     matplotlib needed); ``checkpoint_figures=False`` skips those that load checkpoints
     (spectra, toy points).  ``embed_images`` inlines the PNGs into the HTML.  ``curves``
     names more logged tags (e.g. ``metrics/recall``) to draw against the step.
+    ``last_k``: evaluations averaged into a run's final score, and ``claims``: the claims to
+    judge (:mod:`gansn.report.verdicts`); both default to the runs' ``study`` config key (the
+    study preset's), else ``LAST_K`` and no claims.
+
+    Paths in the report are relative to ``sweep_dir``: a committed report names no folder of
+    the machine that built it.
 
     Raises ``FileNotFoundError`` if there is no run dir, and
     ``ReportDependencyError`` if ``plots`` and matplotlib is not installed.
@@ -311,15 +405,20 @@ def build_report(
             f"no run dirs under {sweep} (a run dir holds .hydra/config.yaml, config.yaml, "
             "metrics.jsonl or checkpoints/)"
         )
+    declared = study_config(runs)
+    if last_k is None:
+        last_k = int(declared.get("last_k") or LAST_K)
+    if claims is None:
+        claims = parse_claims(declared.get("claims"), "the runs' study.claims")
     out.mkdir(parents=True, exist_ok=True)
-    study = build_study(runs, sweep_axes(sweep, runs))
+    study = build_study(runs, sweep_axes(sweep, runs), last_k)
     title = title or f"Normalization study: {sweep.resolve().name}"
     sweep_cmd, run_cmds = sweep_commands(sweep, runs)
 
     doc = Document(title)
     n_ok = sum(r.contributes for r in runs)
     doc.para(
-        f"Sweep {sweep.resolve()} — {len(runs)} runs, {n_ok} used in the tables, "
+        f"Sweep {sweep.resolve().name} — {len(runs)} runs, {n_ok} used in the tables, "
         f"{len(runs) - n_ok} excluded (failed or without metrics), "
         f"{len(study.settings)} setting(s). Report by gansn {gansn.__version__}, "
         f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}."
@@ -338,15 +437,27 @@ def build_report(
     figures: dict[str, list[str]] = {}
     missing: list[dict[str, str]] = []
     breadth: dict[str, dict[str, Any]] = {}
+    saved_breadth = _read_json(sweep / BREADTH_FILE)
     for s in study.settings:
-        _setting_section(doc, s, many=len(study.settings) > 1)
-        if checkpoint_figures and (b := _breadth_table(doc, s)):
+        _setting_section(doc, s, many=len(study.settings) > 1, k=last_k)
+        if b := _breadth_table(doc, s, checkpoint_figures, saved_breadth):
             breadth[s.id] = b
         if plots:
             figures[s.id], gone = _figures(doc, s, out, checkpoint_figures, curves)
             missing += gone
     if not plots:
         doc.para("Figures were not drawn (--no-plots).")
+    verdicts: list[Verdict] = []
+    if claims:
+        scored = {
+            "directions": {t: i.direction for t, i in metric_tags().items() if i.direction},
+            "settings": [
+                {**_setting_summary(s, []), "spectra_breadth": breadth.get(s.id)}
+                for s in study.settings
+            ],
+        }
+        verdicts = judge_summary(_strict(scored), claims)
+        _verdict_section(doc, verdicts)
     _runs_section(doc, study, run_cmds)
     machine = machine_info()
     doc.heading("Machine")
@@ -357,7 +468,8 @@ def build_report(
 
     summary = {
         "title": title,
-        "sweep_dir": str(sweep),
+        "sweep_dir": sweep.resolve().name,
+        "last_k": last_k,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "varying_keys": [a.key for a in study.axes],
         "row_keys": study.row_keys,
@@ -374,8 +486,20 @@ def build_report(
         "missing_figures": missing,
         "machine": machine,
     }
+    summary["verdicts"] = [verdict_dict(v) for v in verdicts]
     # default=str: a config value YAML parsed into a type JSON lacks (a date) goes in as text
-    text = json.dumps(_strict(summary), indent=2, allow_nan=False, default=str)
+    text = json.dumps(portable(_strict(summary)), indent=2, allow_nan=False, default=str)
+    per_run = {
+        rel: fractions
+        for b in breadth.values()
+        if b["source"] == "checkpoints"
+        for norm, runs in b["runs"].items()
+        for rel, fractions in zip(b["run_dirs"][norm], runs)
+    }
+    if per_run:  # for a rebuild after the checkpoints are gone
+        layers = next(iter(breadth.values()))["layers"]
+        saved = json.dumps(_strict({"layers": layers, "runs": per_run}), indent=1)
+        (out / BREADTH_FILE).write_text(saved + "\n")
     (out / "summary.json").write_text(text + "\n")
     (out / "report.md").write_text(to_markdown(doc))
     (out / "report.html").write_text(to_html(doc, images=out if embed_images else None))

@@ -22,6 +22,12 @@ import yaml
 
 log = logging.getLogger(__name__)
 
+# The trainer's NonFiniteLossError messages: "loss/d is nan at G step 812; ..." and
+# "G's weights are NaN/Inf after G step 812; ...".
+_DIVERGED = re.compile(r"is [-+]?(?:nan|inf)\w* at G step (\d+)|NaN/Inf after G step (\d+)")
+# The metric logger writes a non-finite value as the string of the float.
+_NON_FINITE = {"nan", "inf", "-inf", "infinity", "-infinity"}
+
 # Any of these makes a folder a run dir.
 RUN_MARKERS = (".hydra/config.yaml", "config.yaml", "metrics.jsonl", "checkpoints")
 
@@ -55,11 +61,20 @@ class Run:
         return {k: o.partition("=")[2] for o in self.overrides if (k := override_key(o))}
 
     @property
+    def diverged_step(self) -> int | None:
+        """The G step at which training stopped on a NaN/Inf loss or weights (the trainer's
+        failure message names it), else None."""
+        m = _DIVERGED.search(self.error or "") if self.status == "failed" else None
+        return int(m.group(1) or m.group(2)) if m else None
+
+    @property
     def contributes(self) -> bool:
-        """Whether this run's numbers enter the tables.  A running or interrupted run gives its
-        last logged values (and is flagged); a failed one never does, so one diverged seed
-        cannot drag a mean without the reader seeing why."""
-        return self.status != "failed" and bool(self.series)
+        """Whether this run enters the tables.  A running or interrupted run gives its
+        last logged values (and is flagged); a run that diverged enters as diverged at its
+        step (counted, never averaged); any other failed one never does, so a crash cannot
+        drag a mean without the reader seeing why."""
+        ok = self.status != "failed" or self.diverged_step is not None
+        return ok and bool(self.series)
 
     @property
     def seed(self) -> Any:
@@ -163,7 +178,10 @@ def load_run(path: Path, root: Path) -> Run:
     for rec in records:
         run.protocol = rec.get("protocol", run.protocol)
         for tag, value in rec.items():
-            # Numbers only: the logger writes NaN/inf as strings, the protocol as a dict.
+            # Numbers only; the logger writes NaN/inf as strings (kept: a metric that went
+            # NaN must show as diverged, not as its last finite value), the protocol as a dict.
+            if isinstance(value, str) and value.lower() in _NON_FINITE:
+                value = float(value)
             if tag not in ("step", "time") and type(value) in (int, float):
                 run.series.setdefault(tag, []).append((rec["step"], float(value)))
     # A resumed run re-logs the steps after its checkpoint: the last value of a step wins.
@@ -211,8 +229,9 @@ def canon(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-# keys that never change what a run trains (report: whether the sweep writes a report)
-NOT_AXES = frozenset({"report"})
+# keys that never change what a run trains (report: whether the sweep writes a report;
+# study: the claims and scoring its report applies)
+NOT_AXES = frozenset({"report", "study"})
 
 
 def sweep_axes(sweep_dir: Path, runs: Sequence[Run]) -> list[Axis]:

@@ -119,10 +119,11 @@ def _save_lines(
 
 def _by_step(series: Iterable[list[tuple[int, float]]]) -> dict[int, list[float]]:
     """The runs' values at every step any of them logged, in step order (a run that did not
-    log a step is left out there)."""
+    log a step is left out there, and so is a NaN/Inf: the tables count it as diverged)."""
     out: dict[int, list[float]] = {}
     for step, v in (sv for s in series for sv in s):
-        out.setdefault(step, []).append(v)
+        if math.isfinite(v):
+            out.setdefault(step, []).append(v)
     return dict(sorted(out.items()))
 
 

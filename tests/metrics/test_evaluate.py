@@ -43,7 +43,7 @@ def test_a_misspelled_metric_option_is_refused_before_any_evaluation(ring) -> No
         ({"name": "class_modes", "min_count": 0}, "min_count must be a positive integer, got 0"),
         ({"name": "kid", "subset_size": 1}, "subset_size must be an integer >= 2, got 1"),
         ({"name": "prdc", "k_pr": 2.5}, "k_pr must be a positive integer, got 2.5"),
-        ({"name": "mixture_modes", "convention": "pacgn"}, "one of veegan, pacgan"),
+        ({"name": "mixture_modes", "convention": "pacgn"}, "one of veegan, fifth_of_uniform"),
         ({"name": "ndb", "alpha": 1.5}, "alpha must be a number in (0, 1)"),
         ({"name": "is", "splits": 0}, "splits must be a positive integer"),
     ],

@@ -63,7 +63,7 @@ def test_mixed_quality_and_pacgan_threshold() -> None:
     # one lone sample on mode 5: covered under VEEGAN's rule, lost under PacGAN's (N/K/5 = 10)
     lone = np.concatenate([good, RING[5:6]])
     assert mixture_modes(lone, RING, 0.01)["covered"] == 5
-    assert mixture_modes(lone, RING, 0.01, convention="pacgan")["covered"] == 4
+    assert mixture_modes(lone, RING, 0.01, convention="fifth_of_uniform")["covered"] == 4
 
 
 def test_kl_and_js_against_scipy() -> None:
