@@ -45,6 +45,31 @@ def sample(
     )
 
 
+@torch.no_grad()
+def reestimate_batch_norm(G: nn.Module, batches: int, batch_size: int, *, seed: int = 0) -> int:
+    """Update every batch norm's population statistics of ``G`` in place, weights frozen:
+    ``batches`` train-mode forward passes of fresh latents, each one moving-average step
+    (``p <- (1 - momentum) p + momentum * batch``), as PacGAN's training script does before
+    each evaluation (Blocks' ``DataStreamMonitoring(updates=bn_updates)`` over 50 batches).
+
+    Latents (batch_size, z_dim) come from a private generator seeded with ``seed`` (the
+    global RNG is untouched); G is left in eval mode.  Returns the number of batch-norm
+    layers updated (0: G has none, and nothing changed).
+    """
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    G.eval()
+    if not norms or batches <= 0:
+        return 0
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    for m in norms:
+        m.train()  # only the norms: dropout and other train-mode layers stay in eval mode
+    for _ in range(batches):
+        G(torch.randn(batch_size, G.z_dim, generator=gen).to(device))
+    G.eval()
+    return len(norms)
+
+
 def interpolation_latents(rows: int, cols: int, z_dim: int, *, seed: int = 0) -> torch.Tensor:
     """``rows`` spherical interpolations of ``cols`` steps between random latent pairs.
 
