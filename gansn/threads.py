@@ -170,6 +170,18 @@ def choose_threads(
     env = os.environ if environ is None else environ
     policy = wait_policy_note(environ)
     if requested > 0:
+        cores, where = usable_cores(affinity, cgroup_root)
+        if requested > cores:
+            # honoured (a config shared between machines still runs), but said once: past
+            # the cores, threads wait for each other in every parallel op
+            log.warning(
+                "threads=%d is more than the %g cores this process may use (%s); each step "
+                "will be slower than with threads=%d",
+                requested,
+                cores,
+                where,
+                max(1, math.floor(cores)),
+            )
         return ThreadChoice(requested, f"threads={requested} in the config", policy)
     omp = _positive_int(env.get("OMP_NUM_THREADS", "").split(",")[0])
     if omp:

@@ -234,3 +234,14 @@ def test_joblib_workers_say_where_their_count_came_from(tmp_path):
     choice = choose_threads(n_jobs=2, environ={"OMP_NUM_THREADS": "1"}, affinity=TWO)
     assert choice.threads == 1
     assert "joblib sets cores // n_jobs (n_jobs=2)" in choice.reason
+
+
+def test_more_threads_than_cores_is_honoured_with_a_warning(caplog, tmp_path):
+    with caplog.at_level("WARNING", logger="gansn.threads"):
+        choice = choose_threads(1000, environ={}, affinity={0, 1}, cgroup_root=tmp_path)
+    assert choice.threads == 1000
+    assert "threads=1000 is more than the 2 cores" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gansn.threads"):
+        choose_threads(2, environ={}, affinity={0, 1}, cgroup_root=tmp_path)
+    assert not caplog.text
