@@ -765,3 +765,37 @@ def test_sample_grids_are_enlarged_to_readable_tiles(tmp_path):
     scale = big.shape[0] // img[: 2 + 4 * 30].shape[0]
     assert 28 * scale >= MIN_TILE_PX and big.shape[:2] == (scale * (2 + 4 * 30),) * 2
     assert "first 16 of 64 tiles" in what and "nearest neighbour" in what
+
+
+def test_a_metric_or_loss_that_went_nan_shows_as_diverged_never_as_an_earlier_value(tmp_path):
+    sweep = tmp_path / "sweep"
+    cfg = {**BASE, "d_norm": {"name": "none"}}
+    fids = {0: [30.0, 20.0, 10.0], 1: [30.0, 20.0, "nan"], 2: [40.0, 30.0], 3: [50.0, 40.0, 30.0]}
+    for seed, values in fids.items():
+        run = sweep / str(seed)
+        _write_run(run, {**cfg, "seed": seed}, ["norm@d_norm=none", f"seed={seed}"], fid=0.0)
+        lines = [{"step": 10 * (i + 1), "metrics/fid": v} for i, v in enumerate(values)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    # seed 2: the loss went NaN at step 25, after two evaluations; the trainer stopped there
+    (sweep / "2" / "status.json").write_text(
+        json.dumps(
+            {
+                "status": "failed",
+                "step": 25,
+                "error": "loss/d is nan at G step 25; training stopped. last.pt (step 20) kept",
+            }
+        )
+    )
+    out = build_report(sweep, tmp_path / "rep", plots=False, checkpoint_figures=False)
+    (setting,) = json.loads((out / "summary.json").read_text())["settings"]
+    fid = setting["rows"][0]["metrics"]["metrics/fid:final"]
+    # seeds 0 and 3 score the mean of their last 3 evaluations: 20 and 40
+    assert fid["values"] == [20.0, 40.0] and fid["n"] == 2
+    assert sorted(fid["diverged"]) == [25, 30]  # the NaN loss at 25, the NaN FID at 30
+    best = setting["rows"][0]["metrics"]["metrics/fid:best"]
+    assert best["values"] == [10.0, 20.0, 30.0, 30.0]  # the best finite value stays a best
+    md = (out / "report.md").read_text()
+    assert "30 [-97.1, 157] · 2 diverged (steps 30, 25)" in md or (
+        "30 [-97.1, 157] · 2 diverged (steps 25, 30)" in md
+    )
+    assert "Failed runs" in md and "RuntimeError" not in md
