@@ -460,6 +460,7 @@ METRICS = Node(
         "num_real": Int(1, null=True),
         "num_fake": Int(1),
         "batch_size": Int(1),
+        "bn_updates": Int(0),  # EvalHook's: batch-norm re-estimation batches before evaluating
         "real_split": Choice(("train", "test")),
         "options": Dict(null=True),  # the extractor's options, checked when it is built
         "inception_weights": Str(null=True),

@@ -49,3 +49,28 @@ def test_a_generator_without_batch_norm_is_left_alone():
     before = [p.clone() for p in G.state_dict().values()]
     assert reestimate_batch_norm(G, 50, 100) == 0
     assert all(torch.equal(a, b) for a, b in zip(before, G.state_dict().values()))
+
+
+def test_the_eval_hook_evaluates_a_recalibrated_copy_and_records_it():
+    from types import SimpleNamespace
+
+    from gansn.training.hooks import EvalHook
+
+    torch.manual_seed(1)
+    G = TinyG()
+    G.bn.running_mean.fill_(3.0)
+    seen = {}
+
+    def evaluator(g):
+        seen["mean"] = g.bn.running_mean.clone()
+        return {"metrics/x": 1.0}, {"num_fake": 4}
+
+    out = EvalHook(evaluator, every=1, bn_updates=5, bn_batch=10, seed=3)(
+        SimpleNamespace(sampler=G), step=7
+    )
+    want = TinyG()
+    want.load_state_dict(G.state_dict())
+    reestimate_batch_norm(want, 5, 10, seed=10)  # seed + step
+    torch.testing.assert_close(seen["mean"], want.bn.running_mean)
+    assert torch.equal(G.bn.running_mean, torch.full((4,), 3.0))  # the run's G is untouched
+    assert out["protocol"] == {"num_fake": 4, "bn_updates": 5, "bn_batch": 10}

@@ -8,6 +8,7 @@ restored afterwards), so measuring never changes the weights a run produces.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from gansn.data import build_dataset
 from gansn.lipschitz import LipschitzTracker
+from gansn.sampling import reestimate_batch_norm
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +120,23 @@ class EvalHook(Hook):
     name = "eval"
     collective = True  # every rank generates and extracts its share of the fake samples
 
-    def __init__(self, evaluator: Any, every: int) -> None:
+    def __init__(
+        self, evaluator: Any, every: int, bn_updates: int = 0, bn_batch: int = 100, seed: int = 0
+    ) -> None:
         self.evaluator, self.every = evaluator, every
+        self.bn_updates, self.bn_batch, self.seed = bn_updates, bn_batch, seed
 
     def __call__(self, host: HookHost, step: int) -> dict[str, Any]:
         G = host.sampler
+        if self.bn_updates:
+            # PacGAN re-estimates G's population statistics before each evaluation; on a
+            # copy, so the run's own state (and its exact resume) is untouched
+            G = copy.deepcopy(G)
+            reestimate_batch_norm(G, self.bn_updates, self.bn_batch, seed=self.seed + step)
         G.eval()
         results, protocol = self.evaluator(G)
+        if self.bn_updates:
+            protocol = {**protocol, "bn_updates": self.bn_updates, "bn_batch": self.bn_batch}
         log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
         return {**results, "protocol": protocol}
 
@@ -162,5 +174,13 @@ def build_hooks(
         evaluator = from_config(
             metrics_cfg, real, test_dataset=held_out, device=device, seed=seed, progress=False
         )
-        hooks.append(EvalHook(evaluator, int(metrics_cfg["eval_every"])))
+        hooks.append(
+            EvalHook(
+                evaluator,
+                int(metrics_cfg["eval_every"]),
+                bn_updates=int(metrics_cfg.get("bn_updates") or 0),  # absent in pre-0.2 configs
+                bn_batch=int(cfg["batch_size"]),
+                seed=seed,
+            )
+        )
     return hooks

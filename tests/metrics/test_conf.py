@@ -20,6 +20,7 @@ KEYS = {
     "num_real",
     "num_fake",
     "batch_size",
+    "bn_updates",
     "real_split",
     "options",
     "inception_weights",
