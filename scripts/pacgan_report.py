@@ -187,8 +187,9 @@ def dot_plot(plt, ds: str, table: dict, out: Path) -> None:
                 ax.errorbar(
                     i + 0.3, st["mean"], yerr=err, fmt="o", color="tab:red", capsize=3, ms=4
                 )
-        ax.set_xticks(range(len(epochs)), [f"{e}\n({table[e][key]['n']} seeds)" for e in epochs])
-        ax.set_xlabel("epoch checkpoint")
+        ticks = [f"{e}\nn={table[e][key]['n']}" for e in epochs]
+        ax.set_xticks(range(len(epochs)), ticks, fontsize=8)
+        ax.set_xlabel("epoch checkpoint (n = seeds)")
         ax.set_title(LABELS[key])
     axes[0].set_ylim(0, PACGAN[ds]["K"] + 0.5)
     axes[1].set_ylim(0, 1.02)
