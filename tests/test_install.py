@@ -116,4 +116,9 @@ def test_every_subpackage_is_listed_in_pyproject():
     found = {
         ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "gansn").rglob("__init__.py")
     }
-    assert found | {"gansn.conf"} == listed
+    groups = {
+        "gansn.conf." + ".".join(p.relative_to(ROOT / "conf").parts)
+        for p in (ROOT / "conf").rglob("*")
+        if p.is_dir()
+    }
+    assert found | {"gansn.conf"} | groups == listed
