@@ -794,3 +794,23 @@ def test_scripts_refuse(disk, monkeypatch, capsys, name, args, fragments):
     line = refused(capsys, call)
     assert_has(line, fragments)
     assert snapshot(disk["tmp"]) == before
+
+
+def test_eval_caches_under_gansn_cache_as_training_does(disk, monkeypatch, tmp_path):
+    import gansn.metrics.core as core
+
+    seen = {}
+
+    def fake_evaluate(*args, **kwargs):
+        seen["cache_dir"] = kwargs["cache_dir"]
+        return {}, {}
+
+    monkeypatch.setattr(core, "evaluate", fake_evaluate)
+    monkeypatch.setenv("GANSN_CACHE", str(tmp_path / "cache"))
+    points = disk["tmp"] / "points2.npz"
+    np.savez(points, x=np.zeros((50, 2), np.float32))
+    eval_main(["real=ring8", f"fake={points}", "num_real=50", "num_fake=50", "metrics=[fid]"])
+    assert seen["cache_dir"] == str(tmp_path / "cache")
+    seen.clear()
+    eval_main(["real=ring8", f"fake={points}", "num_fake=50", "metrics=[fid]", "cache_dir=x"])
+    assert seen["cache_dir"] == "x"  # the command line wins over the environment

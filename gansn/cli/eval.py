@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "ema": True,  # sample the EMA generator of a checkpoint when saved
     "inception_weights": None,  # pytorch-fid .pth or TorchScript .pt FID Inception weights
     "download": False,  # allow torch.hub to download pytorch-fid's Inception weights
-    "cache_dir": "~/.cache/gansn",  # trained classifiers and reference statistics
+    # trained classifiers and reference statistics ($GANSN_CACHE wins, as for gansn-train)
+    "cache_dir": "~/.cache/gansn",
     "dataset": {},  # extra dataset options for a dataset name, e.g. {img_size: 32}
     "out": None,  # JSON file for results + protocol (default: print only)
 }
@@ -127,7 +129,8 @@ def main_args(argv: list[str]) -> dict[str, Any]:
     from gansn.metrics.features import FEATURES
     from gansn.utils import resolve_device
 
-    a = parse(argv, DEFAULTS, USAGE, RULES)
+    defaults = {**DEFAULTS, "cache_dir": os.environ.get("GANSN_CACHE", DEFAULTS["cache_dir"])}
+    a = parse(argv, defaults, USAGE, RULES)
     metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
     # names, options and sample counts first: a typo must not wait for a dataset to load
     # or a classifier to train
