@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a seed's score: the mean of its last K epochs",
     )
     p.add_argument(
+        "--title", default="PacGAN's GAN baseline, reproduced with gansn", help="report title"
+    )
+    p.add_argument(
         "--checkpoints",
         type=Path,
         default=None,
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     root = args.root.as_posix()
     md = [
-        "# PacGAN's GAN baseline, reproduced with gansn",
+        f"# {args.title}",
         "",
         "Protocol: `experiment=pacgan_<dataset>` (every choice and deviation is in the preset's "
         "comments and PROTOCOL.md); each metric on 2,500 samples of fixed latents from G with "
