@@ -62,6 +62,11 @@ def summarize(values: Iterable[float], level: float = LEVEL) -> Summary | None:
     return Summary(mean, std, len(vals), mean - half, mean + half, vals, level)
 
 
+def sample_std(values: Sequence[float]) -> float:
+    """The sample std (ddof 1) of ``values``; 0 for fewer than two (no spread to see)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 @dataclass(frozen=True)
 class Test:
     """Welch's test of ``mean(a) - mean(b)``: the difference, its CI, the two-sided p value
@@ -97,9 +102,14 @@ def welch_summary(
 
 def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Test:
     """Welch's unequal-variance t test of two groups of per-seed scores."""
-    sa, sb = (statistics.stdev(x) if len(x) > 1 else 0.0 for x in (a, b))
     return welch_summary(
-        statistics.fmean(a), sa, len(a), statistics.fmean(b), sb, len(b), level=level
+        statistics.fmean(a),
+        sample_std(a),
+        len(a),
+        statistics.fmean(b),
+        sample_std(b),
+        len(b),
+        level=level,
     )
 
 
@@ -186,9 +196,8 @@ class Published:
     def compare_mean(self, values: Sequence[float], level: float = LEVEL) -> Test:
         """Welch's test of ``mean(values) - published mean`` from the published summary."""
         s = self.trial_std
-        own = statistics.stdev(values) if len(values) > 1 else 0.0
         if s is None:
             return Test(statistics.fmean(values) - self.mean, None, None, None, None, None)
         return welch_summary(
-            statistics.fmean(values), own, len(values), self.mean, s, self.n, level
+            statistics.fmean(values), sample_std(values), len(values), self.mean, s, self.n, level
         )

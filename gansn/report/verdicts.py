@@ -39,7 +39,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gansn.errors import ConfigError
-from gansn.report.stats import ALPHA, LEVEL, POWER, Test, detectable_difference, holm, welch
+from gansn.report.stats import (
+    ALPHA,
+    LEVEL,
+    POWER,
+    Test,
+    detectable_difference,
+    holm,
+    sample_std,
+    welch,
+)
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 # A metric that no logged tag carries but the report computes from checkpoints.
@@ -205,7 +214,7 @@ def judge(
             )
             continue
         gain, low, high = _oriented(t, lower)
-        sd = [_sd(x) for x in (a, b)]
+        sd = [sample_std(x) for x in (a, b)]
         det = (
             detectable_difference(sd[0], len(a), sd[1], len(b), alpha / max(m, 1), POWER)
             if power_analysis
@@ -227,13 +236,6 @@ def judge(
     else:
         verdict = INCONCLUSIVE
     return Verdict(claim, setting, tuple(comps), verdict)
-
-
-def _sd(x: Sequence[float]) -> float:
-    if len(x) < 2:
-        return 0.0
-    mean = math.fsum(x) / len(x)
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in x) / (len(x) - 1))
 
 
 def _matches(setting: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
