@@ -6,9 +6,10 @@ side ``Trainer.train()`` of ``experiment=pacgan_ring8`` with evaluation, Lipschi
 samples and checkpoints off and scalars logged every ``--log-every`` steps.  Short blocks
 alternate (plain, gansn, plain, ...) so machine noise hits both; the per-pair ratios give
 the spread, and a ratio is worth quoting only where its spread is smaller than the effect.
-Each ``train()`` call also does a run's one-time work (status.json, the TensorBoard writer,
-the final sample image); every pair times one call of zero updates too and subtracts it, so
-the ratio is the per-update cost of the loop a long run pays.
+Each gansn block is an ``n + 1``-update ``train()`` call minus a 1-update call, so a call's
+one-time work (status.json, the TensorBoard writer, the final sample image) is subtracted
+(see ``scripts/_timing.py``) and the ratio is the per-update cost of the loop a long run
+pays.
 
     python scripts/bench_pacgan.py [--steps 100] [--pairs 20] [--norm none]
 """
@@ -29,6 +30,8 @@ from gansn.errors import did_you_mean
 from gansn.nn import NORMS
 from gansn.schema import Int
 from gansn.training import Trainer, build_trainer
+
+from _timing import per_step
 
 
 def plain_loop(trainer: Trainer, steps: int, perm: torch.Tensor, start: int) -> float:
@@ -52,13 +55,6 @@ def plain_loop(trainer: Trainer, steps: int, perm: torch.Tensor, start: int) -> 
         loss_g.backward(inputs=g_params)
         opt_d.step()
         opt_g.step()
-    return time.perf_counter() - t0
-
-
-def gansn_loop(trainer: Trainer, steps: int) -> float:
-    trainer.steps += steps
-    t0 = time.perf_counter()
-    trainer.train()
     return time.perf_counter() - t0
 
 
@@ -114,9 +110,8 @@ def main() -> None:
         plain_loop(trainer, 5, perm, 0)
         plain, ours, ratios, fixed = [], [], [], []
         for k in range(args.pairs):
-            p = plain_loop(trainer, args.steps, perm, k * args.steps) / args.steps
-            f = gansn_loop(trainer, 0)
-            g = (gansn_loop(trainer, args.steps) - f) / args.steps
+            p = plain_loop(trainer, args.steps, perm, k * (args.steps + 2)) / args.steps
+            g, f = per_step(trainer, args.steps)
             fixed.append(f)
             plain.append(p)
             ours.append(g)

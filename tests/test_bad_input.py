@@ -732,6 +732,9 @@ def test_report_refuses(disk, capsys, args, fragments):
 
 
 def _script(name: str) -> Any:
+    # as `python scripts/<name>.py` runs it: its folder first on sys.path (scripts/_timing.py)
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location(
         f"_script_{name}", ROOT / "scripts" / f"{name}.py"
     )
