@@ -89,6 +89,7 @@ BAD_FILES = [
     ("empty file", lambda c, p: p.write_bytes(b""), "is empty (0 bytes)"),
     ("plain pickle", lambda c, p: p.write_bytes(pickle.dumps({"a": 1})), "not a torch.save"),
     ("truncated zip", lambda c, p: torch.save(c, p) or _truncate(p), "truncated or corrupt"),
+    ("one flipped byte", lambda c, p: torch.save(c, p) or _flip(p), "does not match the CRC-32"),
     ("a number", lambda c, p: torch.save(5, p), "value of type int"),
     ("a list", lambda c, p: torch.save([1, 2], p), "value of type list"),
     ("pickled code", lambda c, p: torch.save({"format": 1, "x": _Code()}, p), "run code"),
@@ -111,6 +112,22 @@ BAD_FILES = [
     ("G_ema tensor shape", _edit(models=_models(G_ema=_shrink_first)), "models.G_ema does not fit"),
     ("G missing tensor", _edit(models=_models(G_ema=lambda sd: dict(list(sd.items())[1:]))), "no "),
 ]
+
+
+def _flip(path: Path) -> None:
+    """Flip one byte inside the largest tensor's record, as a bad disk sector would."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = max(z.infolist(), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    # the record's data follows its 30-byte local header, name and extra field
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    local_extra = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    at = info.header_offset + 30 + len(info.filename.encode()) + local_extra + info.file_size // 2
+    assert start <= at < len(data)
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
 
 
 def _truncate(path: Path) -> None:
