@@ -770,6 +770,8 @@ SCRIPT_CASES: list[tuple[str, list[str], list[str]]] = [
     ("verdicts", ["{tmp}/nope", "--claims", "x.yaml"], ["nope does not exist", "gansn-report"]),
     ("verdicts", ["{tmp}", "--claims", "x.yaml"], ["summary.json does not exist"]),
     ("verdicts", ["{png}", "--claims", "x.yaml"], ["grid.png", "not a report summary"]),
+    ("add_seed_logs", ["{run}", "--logs", "{tmp}"], ["spectra_breadth.json does not exist"]),
+    ("add_seed_logs", ["{run}"], ["the following arguments are required: --logs"]),
     ("sv_spectrum", ["{run}", "--out", "sv.jpg"], ["argument --out", ".png or .pdf or .svg"]),
     ("sv_spectrum", ["{tmp}/nope.pt", "--out", "{tmp}/sv.png"], ["nope.pt does not exist"]),
     ("sv_spectrum", ["{png}", "--out", "{tmp}/sv.png"], ["grid.png"]),
