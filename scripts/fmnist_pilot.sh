@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pilot of the Fashion-MNIST normalization study: learning curves of SN and unnormalized D
 # at a conservative and an aggressive SNGAN optimizer setting, evaluated every 200 G steps,
-# from which the study's length and settings are chosen (README, "Fashion-MNIST study").
+# from which the study's length and settings are chosen (docs/studies.md, "Fashion-MNIST study").
 #   scripts/fmnist_pilot.sh                    # C for 2000 G steps, F for 600, seed 0
 #   SETTINGS="C:2000 D:1000" NORMS=spectral,none,batch scripts/fmnist_pilot.sh
 # Each setting is one two-run sweep (one thread per run) under $OUT/<setting>; then the
