@@ -132,6 +132,3 @@ def split_kwargs(cfg: dict[str, Any], key: str = "name") -> tuple[str, dict[str,
     if key not in cfg:
         raise ConfigError(f"config node {cfg} has no {key!r} key")
     return cfg.pop(key), cfg
-
-
-Factory = Callable[..., Any]

@@ -263,17 +263,6 @@ class OutFile(Rule):
         return writable_file_problem(key, Path(v).expanduser())
 
 
-@dataclass(frozen=True)
-class AnyValue(Rule):
-    null: bool = True
-
-    def describe(self) -> str:
-        return "anything"
-
-    def ok(self, v: Any) -> bool:
-        return True
-
-
 # the longest file name (one path component) nearly every file system takes, in bytes
 NAME_MAX = 255
 

@@ -144,18 +144,6 @@ class RunLock:
         self.release()
 
 
-def read_lock(run_dir: str | Path) -> dict[str, Any] | None:
-    """The holder record in ``<run dir>/.lock`` (None when there is none or it is unreadable)."""
-    try:
-        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return _read(fd)
-    finally:
-        os.close(fd)
-
-
 def _read(fd: int) -> dict[str, Any] | None:
     try:
         data = json.loads(os.pread(fd, 4096, 0).decode() or "null")
