@@ -23,6 +23,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _timing import per_step
 
 from gansn.cli.args import ArgumentParser, run_script, typed
 from gansn.config import compose, to_plain
@@ -30,8 +31,6 @@ from gansn.errors import did_you_mean
 from gansn.nn import NORMS
 from gansn.schema import Int
 from gansn.training import Trainer, build_trainer
-
-from _timing import per_step
 
 
 def plain_loop(trainer: Trainer, steps: int, perm: torch.Tensor, start: int) -> float:

@@ -26,6 +26,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _timing import hook_seconds, per_step
 
 from gansn.cli.args import ArgumentParser, comma_list, run_script, typed
 from gansn.config import compose, to_plain
@@ -33,8 +34,6 @@ from gansn.errors import did_you_mean
 from gansn.nn import NORMS
 from gansn.schema import Float, Int, Str
 from gansn.training import Trainer, build_trainer
-
-from _timing import hook_seconds, per_step
 
 
 def plain_loop(trainer: Trainer, steps: int) -> float:
@@ -60,9 +59,7 @@ def plain_loop(trainer: Trainer, steps: int) -> float:
     return time.perf_counter() - t0
 
 
-def make_trainer(
-    norm: str, width: float, lipschitz_every: int, tmp: str
-) -> tuple[Trainer, object]:
+def make_trainer(norm: str, width: float, lipschitz_every: int, tmp: str) -> tuple[Trainer, object]:
     """A quickstart trainer without periodic work in its loop, and its Lipschitz hook."""
     cfg = to_plain(
         compose(
@@ -146,6 +143,7 @@ def main() -> None:
                 f"{100 * oq[2]:+.2f}] at every {args.lipschitz} steps; one-time work per "
                 f"train() call {1000 * med['once']:.0f} ms"
             )
+
 
 if __name__ == "__main__":
     import logging

@@ -772,6 +772,8 @@ SCRIPT_CASES: list[tuple[str, list[str], list[str]]] = [
     ("verdicts", ["{png}", "--claims", "x.yaml"], ["grid.png", "not a report summary"]),
     ("add_seed_logs", ["{run}", "--logs", "{tmp}"], ["spectra_breadth.json does not exist"]),
     ("add_seed_logs", ["{run}"], ["the following arguments are required: --logs"]),
+    ("seed_groups", ["{tmp}", "--early", "0,1"], ["summary.json does not exist", "gansn-report"]),
+    ("seed_groups", ["{tmp}", "--early", "x"], ["argument --early", "'x'"]),
     ("sv_spectrum", ["{run}", "--out", "sv.jpg"], ["argument --out", ".png or .pdf or .svg"]),
     ("sv_spectrum", ["{tmp}/nope.pt", "--out", "{tmp}/sv.png"], ["nope.pt does not exist"]),
     ("sv_spectrum", ["{png}", "--out", "{tmp}/sv.png"], ["grid.png"]),
