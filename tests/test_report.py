@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -799,3 +801,141 @@ def test_a_metric_or_loss_that_went_nan_shows_as_diverged_never_as_an_earlier_va
         "30 [-97.1, 157] · 2 diverged (steps 25, 30)" in md
     )
     assert "Failed runs" in md and "RuntimeError" not in md
+
+
+# ------------------------------------------------------------------- what a reader sees
+
+
+def md_table_headers(md: str) -> list[list[str]]:
+    """The header cells of every markdown table in ``md``."""
+    lines = md.splitlines()
+    return [
+        [c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]
+        for ln, nxt in itertools.pairwise(lines)
+        if ln.startswith("|") and nxt.startswith("|---")
+    ]
+
+
+def test_a_table_too_wide_for_the_page_is_split_repeating_its_key_columns():
+    from gansn.report.render import MAX_COLUMNS, split_table
+
+    wide = Table(["Norm", "n", *map(str, range(20))], [["a", 1, *range(20)]], "cap")
+    parts = split_table(wide, keep=2)
+    assert [len(p.headers) for p in parts] == [12, 12]
+    assert all(p.headers[:2] == ["Norm", "n"] and p.rows[0][:2] == ["a", 1] for p in parts)
+    assert [h for p in parts for h in p.headers[2:]] == list(map(str, range(20)))
+    assert [p.caption for p in parts] == ["cap (part 1 of 2)", "cap (part 2 of 2)"]
+    narrow = Table(["a"], [[1]])
+    assert split_table(narrow) == [narrow]
+    doc = Document("T")
+    doc.table(wide.headers, wide.rows)
+    assert all(len(b.headers) <= MAX_COLUMNS for b in doc.blocks)
+    # a table the page cannot hold scrolls in its own box, never the whole page
+    assert to_html(doc).count('<div class="table-wrap"><table>') == 2
+
+
+def test_report_tables_fit_the_page_with_quality_and_lipschitz_apart(built):
+    from gansn.report.render import MAX_COLUMNS
+
+    out, _ = built
+    tables = md_table_headers((out / "report.md").read_text())
+    assert tables and all(len(h) <= MAX_COLUMNS for h in tables), [len(h) for h in tables]
+    assert ["Norm", "Lip. upper (end)", "Lip. lower (end)"] in tables
+    final = next(h for h in tables if h[:3] == ["Norm", "n", "Seeds"])
+    best = next(h for h in tables if h[0] == "Norm" and "FID (best), raw 2-D points" in h)
+    assert all("(final)" in h for h in final[3:]) and all("(best)" in h for h in best[1:])
+    html = (out / "report.html").read_text()
+    assert html.count("<table>") == html.count('<div class="table-wrap"><table>')
+
+
+def test_the_default_title_names_the_experiment_not_the_folder(sweep, tmp_path):
+    out = build_report(sweep, tmp_path / "rep", plots=False)
+    title = json.loads((out / "summary.json").read_text())["title"]
+    assert title == "Normalization study: norm_study_toy (ring8, mlp)"
+    assert (out / "report.md").read_text().startswith(f"# {title}\n")
+    # no experiment preset: the dataset and model; a folder called logs says nothing
+    logs = tmp_path / "logs"
+    _write_run(logs / "0", {**BASE, "d_norm": {"name": "none"}, "seed": 0}, ["seed=0"], fid=1.0)
+    out = build_report(logs, tmp_path / "rep2", plots=False)
+    title = json.loads((out / "summary.json").read_text())["title"]
+    assert title == "Normalization study: ring8, mlp"
+
+
+def test_symlinked_run_dirs_are_collected_once_and_a_link_loop_ends(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    for seed in (0, 1):
+        cfg = {**BASE, "d_norm": {"name": "none"}, "seed": seed}
+        _write_run(elsewhere / f"s{seed}", cfg, ["norm@d_norm=none", f"seed={seed}"], fid=seed)
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "a").symlink_to(elsewhere / "s0", target_is_directory=True)
+    (study / "b").symlink_to(elsewhere / "s1", target_is_directory=True)
+    (study / "b_again").symlink_to(elsewhere / "s1", target_is_directory=True)  # one run twice
+    (study / "loop").symlink_to(study, target_is_directory=True)  # a link back up the tree
+    nested = study / "more"
+    nested.mkdir()
+    (nested / "c").symlink_to(elsewhere / "s0", target_is_directory=True)  # s0 again, deeper
+    assert [r.rel for r in collect_runs(study)] == ["a", "b"]
+    out = build_report(study, tmp_path / "rep", plots=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["dir"] for r in summary["runs"]] == ["a", "b"]
+    assert summary["settings"][0]["rows"][0]["seeds"] == [0, 1]
+    assert str(elsewhere) not in (out / "report.md").read_text()
+
+
+def test_lipschitz_figure_gives_each_norm_its_own_log_panel(sweep, figures, tmp_path):
+    from gansn.report import plots
+
+    (setting,) = _study(sweep).settings
+    caption = plots.lipschitz_figure(setting, tmp_path / "lip.png")
+    assert caption is not None and "one panel per normalization" in caption
+    fig = figures["lip.png"]
+    # upper 1 (spectral) and 50 (none), lower max(0.3, 0.5); the titles give the last values
+    assert [ax.get_title() for ax in fig.axes] == ["spectral: 0.5 ≤ L ≤ 1", "none: 0.5 ≤ L ≤ 50"]
+    assert all(ax.get_yscale() == "log" for ax in fig.axes)
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+
+
+def test_a_curve_spanning_decades_is_drawn_on_a_log_axis(sweep, figures, tmp_path):
+    from gansn.report import plots
+
+    (setting,) = _study(sweep).settings  # FID 5 to 50: one decade, a linear axis
+    caption = plots.curves_figure(setting, tmp_path / "lin.png", tag="metrics/fid")
+    assert "log" not in caption and figures["lin.png"].axes[0].get_yscale() == "linear"
+    runs = tmp_path / "s"
+    for i, (norm, fid) in enumerate([("spectral", 0.005), ("none", 0.01), ("batch", 3.0)]):
+        run = runs / str(i)
+        _write_run(run, {**BASE, "d_norm": {"name": norm}, "seed": 0}, [f"norm@d_norm={norm}"], 0)
+        lines = [{"step": s, "metrics/fid": fid * (1 + s / 100)} for s in range(10, 70, 10)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (setting,) = _study(runs).settings
+    caption = plots.curves_figure(setting, tmp_path / "log.png", tag="metrics/fid")
+    assert "log scale: the values span 0.0055 to 4.8" in caption
+    assert figures["log.png"].axes[0].get_yscale() == "log"
+    assert not plots.spans_decades([0.0, 5.0]) and not plots.spans_decades([-1.0, 500.0])
+
+
+def test_the_points_figure_names_only_what_it_draws(sweep, figures, tmp_path):
+    from gansn.report import plots
+
+    (setting,) = _study(sweep).settings  # ring8: mode centers, whose real data hides under ×
+    caption = plots.points_figure(setting, tmp_path / "points.png", n=100)
+    title = figures["points.png"].get_suptitle()
+    assert title.startswith("Generated (dots), modes of the real data (×)")
+    assert "grey" not in title and "grey" not in caption
+
+
+def test_a_density_image_is_darkened_so_single_samples_show():
+    import torch
+
+    from gansn.report.plots import _readable
+    from gansn.sampling import render_points
+
+    img = (render_points(torch.randn(500, 2)).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    big, what = _readable(img, SimpleNamespace(flat={}))  # type: ignore[arg-type]
+    assert "darkened" in what and "thickened" in what
+
+    def visible(im):
+        return int((im.min(axis=2) < 160).sum())
+
+    assert visible(big) > 4 * visible(img)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import shlex
 from collections.abc import Sequence
@@ -108,16 +109,24 @@ def find_run_dirs(sweep_dir: Path) -> list[Path]:
     """All run dirs under ``sweep_dir`` (itself included), in job-number order.
 
     Hidden dirs (``.hydra`` holds a ``config.yaml`` too) are never run dirs, and a run dir's
-    own subfolders are not searched.
+    own subfolders are not searched.  A symlink to a folder is followed (a study folder
+    gathers runs from several places that way), each real folder once: a link back up the
+    tree cannot loop, and two links to one run count it once.
     """
-    found, todo = [], [Path(sweep_dir)]
+    found, todo, seen = [], [Path(sweep_dir)], set()
     while todo:
         d = todo.pop()
+        real = d.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
         if any((d / m).exists() for m in RUN_MARKERS):
             found.append(d)
         else:
-            subdirs = [c for c in d.iterdir() if c.is_dir() and not c.is_symlink()]
-            todo += [c for c in subdirs if not c.name.startswith(".")]
+            subdirs = sorted(c for c in d.iterdir() if c.is_dir())  # is_dir() follows links
+            # reversed: pop() then visits them in name order, so of two links to one run
+            # the first name is the one kept
+            todo += reversed([c for c in subdirs if not c.name.startswith(".")])
     # Hydra numbers jobs 0, 1, ..., 10: "10" sorts after "9", keeping the sweep's job order.
     nat = [[int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.as_posix())] for p in found]
     return [p for _, p in sorted(zip(nat, found))]
@@ -215,7 +224,9 @@ def _multirun(sweep_dir: Path) -> tuple[dict[str, Any], list[str]] | None:
 
 def _sweep_root(run: Path, top: Path) -> Path | None:
     """The folder of the multirun.yaml that ``run`` belongs to, searched up to ``top``."""
-    top, run = Path(top).resolve(), run.resolve()
+    # Lexically absolute, not resolved: a run reached through a symlink belongs to the
+    # sweep it was found in, not to a multirun.yaml above the folder the link points to.
+    top, run = Path(os.path.abspath(top)), Path(os.path.abspath(run))
     for d in (run, *run.parents):
         if (d / "multirun.yaml").is_file():
             return d

@@ -42,6 +42,9 @@ TILES_PER_SIDE = 4
 PAGE_PX = 1200
 # Margin around the real data in the point-cloud view, as a fraction of its extent.
 VIEW_MARGIN = 0.25
+# A curve whose positive values span at least this ratio is drawn on a log axis: on a linear
+# one, norms 100x apart sit flat at 0 under the worst one although the table ranks them.
+LOG_SPAN = 100.0
 
 
 class ReportDependencyError(ImportError):
@@ -104,7 +107,6 @@ def _save_lines(
         return False
     if log_y:
         ax.set_yscale("log")
-        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("generator step")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -115,6 +117,13 @@ def _save_lines(
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     _save(fig, path)
     return True
+
+
+def spans_decades(values: Iterable[float]) -> bool:
+    """Whether ``values`` are all positive and span at least ``LOG_SPAN`` (max / min): then a
+    log axis shows each of them, where a linear one flattens the small ones to 0."""
+    vals = [v for v in values if math.isfinite(v)]
+    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) >= LOG_SPAN
 
 
 def _by_step(series: Iterable[list[tuple[int, float]]]) -> dict[int, list[float]]:
@@ -194,15 +203,20 @@ def curves_figure(setting: Setting, path: Path, tag: str) -> str | None:
             if n > 1:
                 ax.fill_between(steps, lo, hi, color=_color(i), alpha=0.2, lw=0)
     ylabel = axis_label(tag, used)
+    log_y = spans_decades(distinct)
     # Name only the spread that is drawn: one seed per norm has no min-max to show.
     spread = any(n > 1 for _, _, n, _ in drawn)
     kinds = [k for k, on in (("shaded", len(few) < len(drawn)), ("bars", few)) if on]
     title = f"{label(tag)} vs step — " + (
         f"mean over seeds, min–max {' / '.join(kinds)}" if spread else "one run per norm"
     )
-    if not _save_lines(fig, ax, path, ylabel, title, log_y=False):
+    title += ", log scale" if log_y else ""
+    if not _save_lines(fig, ax, path, ylabel, title, log_y=log_y):
         return None
     how = "mean over seeds" if spread else "one run per norm"
+    if log_y:
+        lo, hi = min(distinct), max(distinct)
+        how += f"; log scale: the values span {lo:.3g} to {hi:.3g}"
     if spread and "shaded" in kinds:
         how += "; shaded: min–max over seeds"
     if few:
@@ -214,49 +228,85 @@ def curves_figure(setting: Setting, path: Path, tag: str) -> str | None:
     return f"{ylabel} vs generator step per normalization ({how})."
 
 
+def _mean_bound(row: Any, tag: str) -> dict[int, float]:
+    """One norm's bound ``tag`` per step, mean over its seeds; only positive means (a log
+    axis cannot show 0 or a negative bound: those points are dropped, not the curve)."""
+    values = _by_step(run_series(r, tag) for r in row.used)
+    means = {s: statistics.fmean(v) for s, v in values.items()}
+    return {s: m for s, m in means.items() if m > 0}
+
+
 def lipschitz_figure(setting: Setting, path: Path) -> str | None:
-    """The Lipschitz bracket per norm: operator-norm upper bound (solid) and the max of the
-    empirical lower bounds (dashed), mean over seeds, log y."""
-    fig, ax = _line_axes()  # first: a missing matplotlib gets its install message
+    """The Lipschitz bracket, one panel per norm (small multiples): operator-norm upper
+    bound (solid), max of the empirical lower bounds (dashed), the bracket between them
+    shaded; mean over seeds, log y, each panel on its own scale.
+
+    On one shared axes the brackets of the feature norms (batch, layer, group: upper bounds
+    up to 10^15, since the operator-norm product ignores the normalization between layers)
+    cover the whole plot and hide how spectral, weight and none differ.
+    """
+    require_matplotlib()  # first: a missing matplotlib gets its install message
     from matplotlib.lines import Line2D
 
-    handles, few = [], False
+    panels = []
     for i, row in enumerate(setting.rows):
-        bounds = {}
-        for tag, style, what in ((LIP_UPPER, "-", "upper"), ("lipschitz/lower", "--", "lower")):
-            values = _by_step(run_series(r, tag) for r in row.used)
-            means = {s: statistics.fmean(v) for s, v in values.items()}
-            # A log axis cannot show 0 or negative bounds: drop those points, not the curve.
-            bounds[what] = {s: m for s, m in means.items() if m > 0}
-            if bounds[what]:
-                xs, ys = list(bounds[what]), list(bounds[what].values())
-                # Few measurements: points, so two of them do not read as a trend.
-                points = len(xs) < FEW_POINTS
-                few |= points
-                marker = ("o" if what == "upper" else "s") if points else None
-                lw = 0.7 if points else 1.5
-                ax.plot(xs, ys, style, color=_color(i), marker=marker, ms=5, lw=lw)
-        up, lo = bounds["upper"], bounds["lower"]
+        up, lo = _mean_bound(row, LIP_UPPER), _mean_bound(row, "lipschitz/lower")
         if up or lo:
-            handles.append(Line2D([], [], color=_color(i), lw=2, label=row.label))
+            panels.append((i, row.label, up, lo))
+    if not panels:
+        return None
+    fig, axes = _grid(len(panels), 2.6, width=3.0)
+    few = False
+    for ax, (i, name, up, lo) in zip(axes, panels):
+        for bound, style in ((up, "-"), (lo, "--")):
+            if not bound:
+                continue
+            xs, ys = list(bound), list(bound.values())
+            points = len(xs) < FEW_POINTS  # points, so two of them do not read as a trend
+            few |= points
+            ax.plot(
+                xs,
+                ys,
+                style,
+                color=_color(i),
+                marker=("o" if style == "-" else "s") if points else None,
+                ms=4,
+                lw=0.8 if points else 1.5,
+            )
         shared = [s for s in up if s in lo]
         if shared:
-            lows, ups = [lo[s] for s in shared], [up[s] for s in shared]
-            ax.fill_between(shared, lows, ups, color=_color(i), alpha=0.1, lw=0)
-    # One legend entry per norm (its colour) and one per bound (its line style): 2 + norms
-    # entries instead of 2 x norms.
-    handles += [
-        Line2D([], [], color="black", ls="-", label="upper: operator norms"),
-        Line2D([], [], color="black", ls="--", label="lower: max grad / FD"),
+            ax.fill_between(
+                shared,
+                [lo[s] for s in shared],
+                [up[s] for s in shared],
+                color=_color(i),
+                alpha=0.12,
+                lw=0,
+            )
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ends = []
+        if lo:
+            ends.append(f"{lo[max(lo)]:.3g} ≤ L")
+        if up:
+            ends.append(f"{'L ' if not lo else ''}≤ {up[max(up)]:.3g}")
+        ax.set_title(f"{name}: {' '.join(ends)}", fontsize=9)
+        ax.grid(alpha=0.3)  # major only: minor log gridlines crowd a small panel
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("generator step", fontsize=9)
+    fig.supylabel("Lipschitz constant of D (log)", fontsize=9)
+    handles = [
+        Line2D([], [], color="black", ls="-", label="upper: product of operator norms"),
+        Line2D([], [], color="black", ls="--", label="lower: max input gradient / FD ratio"),
+        Line2D([], [], color="grey", ls=":", label="L = 1"),
     ]
-    title = "Lipschitz bracket: operator-norm upper (solid), empirical lower (dashed)"
-    ylabel = "Lipschitz constant of D"
-    if not _save_lines(fig, ax, path, ylabel, title, log_y=True, handles=handles):
-        return None
+    fig.legend(handles=handles, loc="outside upper center", ncol=3, fontsize=8, frameon=False)
+    _save(fig, path)
     return (
-        "Lipschitz constant of D: product of layer operator norms (upper bound, solid) and the "
-        "largest empirical lower bound — max input-gradient norm or finite-difference ratio "
-        "(dashed); mean over seeds, log scale"
+        "Lipschitz constant of D, one panel per normalization, each on its own log scale: "
+        "product of layer operator norms (upper bound, solid) and the largest empirical lower "
+        "bound — max input-gradient norm or finite-difference ratio (dashed) — with the bracket "
+        "between them shaded; mean over seeds; panel titles give the last values"
         + (f"; fewer than {FEW_POINTS} measurements are drawn as points" if few else "")
         + "."
     )
@@ -451,8 +501,10 @@ def points_figure(setting: Setting, path: Path, n: int = 2000) -> str | None:
         inside = np.all((pts >= lo) & (pts <= hi), axis=1)
         n_out = int((~inside).sum())
         n_out_total += n_out
-        if real is not None:
-            ax.scatter(real[:, 0], real[:, 1], s=1, color="0.75", lw=0)
+        if real is not None and centers is None:
+            # Under mode markers the real data of a mixture (a few hundredths around each
+            # mode) would be hidden: drawn only where there are no modes to mark.
+            ax.scatter(real[:, 0], real[:, 1], s=4, color="0.6", alpha=0.5, lw=0)
         if centers is not None:
             # Under the samples: a mode marker must not hide the samples piled on it, and an
             # uncovered mode still shows.
@@ -484,12 +536,25 @@ def points_figure(setting: Setting, path: Path, n: int = 2000) -> str | None:
             outside = ""
         ax.set_title(lb + outside, fontsize=9)
         ax.tick_params(labelsize=7)
-    marks = "Generated (dots), real data (grey), modes (×)"
+    marks = "Generated (dots), " + (
+        "modes of the real data (×)"
+        if centers is not None
+        else "real data (grey)"
+        if real is not None
+        else "no real data drawn"
+    )
     if n_out_total:
         marks += "\n△ on the frame: generated, outside the view"
     _save(fig, path, marks)
+    over = (
+        "the true mode centers (×)"
+        if centers is not None
+        else "the real data (grey)"
+        if real is not None
+        else "no real data (the dataset gives none)"
+    )
     return (
-        f"{n} generated points from seeded noise over the true mode centers ({_seed_text(seed)}). "
+        f"{n} generated points from seeded noise over {over} ({_seed_text(seed)}). "
         "Every panel shows the same view: the real data's extent plus a "
         f"{VIEW_MARGIN:.0%} margin; points outside it are drawn on the frame as △ and "
         "counted in the panel's title."
@@ -518,6 +583,40 @@ def grid_tiles(
     return rows, cols, th, tw
 
 
+# An image this white or whiter (share of near-white pixels) that is not a grid of tiles is a
+# 2-D run's density plot: darkened and thickened to be readable (_readable).
+SPARSE_WHITE = 0.9
+# Gamma applied to the darkness of its grey pixels: a lone sample's 10 % grey becomes ~50 %.
+DENSITY_GAMMA = 0.3
+
+
+def _darken(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: grey pixels (R = G = B, the density) darkened by ``DENSITY_GAMMA``;
+    coloured ones (the red mode marks) kept."""
+    grey = (img[..., 0] == img[..., 1]) & (img[..., 1] == img[..., 2])
+    dark = 1.0 - img[..., 0].astype(np.float64) / 255
+    v = (255 * (1.0 - dark**DENSITY_GAMMA) + 0.5).astype(np.uint8)
+    out = img.copy()
+    out[grey] = v[grey][:, None]
+    return out
+
+
+def _thicken(img: np.ndarray, r: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> each grey pixel the darkest grey of its (2r+1)² neighbourhood;
+    coloured pixels (mode marks) stay as they are, and do not grow."""
+    h, w = img.shape[:2]
+    grey = (img[..., 0] == img[..., 1]) & (img[..., 1] == img[..., 2])
+    src = np.where(grey, img[..., 0], 255).astype(np.uint8)
+    pad = np.pad(src, r, mode="edge")
+    dark = src.copy()
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            dark = np.minimum(dark, pad[dy : dy + h, dx : dx + w])
+    out = img.copy()
+    out[grey] = dark[grey][:, None]
+    return out
+
+
 def _readable(img: np.ndarray, run: Run) -> tuple[np.ndarray, str]:
     """The first ``TILES_PER_SIDE``² tiles of a sample grid, enlarged by nearest neighbour
     to at least ``MIN_TILE_PX`` a side, and what was done (for the caption)."""
@@ -525,7 +624,15 @@ def _readable(img: np.ndarray, run: Run) -> tuple[np.ndarray, str]:
     geom = grid_tiles(img, int(flat.get("grid.n", 64)), int(flat.get("grid.nrow", 8)))
     if geom is None:
         scale = max(1, math.ceil(256 / max(img.shape[:2])))
-        return img.repeat(scale, 0).repeat(scale, 1), "the whole image"
+        big = img.repeat(scale, 0).repeat(scale, 1)
+        if (img.min(axis=2) > 245).mean() < SPARSE_WHITE:
+            return big, "the whole image"
+        # A 2-D run's density image: one sample is one pale pixel, invisible on the page.
+        size = "" if scale == 1 else f" enlarged {scale}×,"
+        return _thicken(_darken(big), scale), (
+            f"the whole image,{size} its grey levels darkened (γ {DENSITY_GAMMA}) and each "
+            "dot thickened so that single samples show"
+        )
     rows, cols, th, tw = geom
     r, c = min(rows, TILES_PER_SIDE), min(cols, TILES_PER_SIDE)
     crop = img[: 2 + r * (th + 2), : 2 + c * (tw + 2)]

@@ -12,6 +12,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+# The most columns one table may have: the HTML report's column is 1,200 px wide, and past
+# about a dozen columns of "145 [124, 166]" cells a table pushes its right-hand columns off a
+# 1,600 px screen.  A wider table is split into parts that repeat its leading key columns.
+MAX_COLUMNS = 12
+
 
 def format_value(v: Any) -> str:
     """How a config value or number reads in the report: ``0.0001``, ``[0.5, 0.999]``, ``—``."""
@@ -69,8 +74,34 @@ class Document:
     def figure(self, path: str, caption: str) -> None:
         self.blocks.append(Block("figure", path, caption=caption))
 
-    def table(self, headers: list[str], rows: list[list[Any]], caption: str = "") -> None:
-        self.blocks.append(Table(headers, rows, caption or None))
+    def table(
+        self, headers: list[str], rows: list[list[Any]], caption: str = "", keep: int = 1
+    ) -> None:
+        """Add a table; one of more than ``MAX_COLUMNS`` columns becomes several, each
+        repeating the first ``keep`` columns (the row's name) and captioned "part i of n"."""
+        self.blocks += split_table(Table(headers, rows, caption or None), keep)
+
+
+def split_table(table: Table, keep: int = 1, limit: int = MAX_COLUMNS) -> list[Table]:
+    """``table`` as parts of at most ``limit`` columns, each with its first ``keep`` columns."""
+    if len(table.headers) <= limit:
+        return [table]
+    keep = max(1, min(keep, limit - 1))
+    width = limit - keep
+    rest = range(keep, len(table.headers))
+    chunks = [list(rest[i : i + width]) for i in range(0, len(rest), width)]
+    parts = []
+    for n, cols in enumerate(chunks, 1):
+        idx = list(range(keep)) + cols
+        part = f"part {n} of {len(chunks)}"
+        parts.append(
+            Table(
+                [table.headers[j] for j in idx],
+                [[row[j] for j in idx] for row in table.rows],
+                f"{table.caption} ({part})" if table.caption else f"({part})",
+            )
+        )
+    return parts
 
 
 def _md_cell(c: Cell) -> str:
@@ -106,14 +137,25 @@ _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1200px;
        margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+/* A table wider than the column scrolls inside its own box, never the page. */
+.table-wrap { max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 tr:nth-child(even) td { background: #fafafa; }
+code { background: #f6f8fa; font-size: 0.9em; }
 pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, caption { font-style: italic; color: #555; font-size: 0.9em; text-align: left; }
 """
+
+
+def _inline(text: str) -> str:
+    """``text`` escaped for HTML, with `code` spans (as markdown writes them) as <code>."""
+    parts = escape(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no code spans
+        return escape(text)
+    return "".join(f"<code>{t}</code>" if i % 2 else t for i, t in enumerate(parts))
 
 
 def to_html(doc: Document, *, images: Path | None = None) -> str:
@@ -124,7 +166,8 @@ def to_html(doc: Document, *, images: Path | None = None) -> str:
     out.append(f"<h1>{escape(doc.title)}</h1>")
     for b in doc.blocks:
         if isinstance(b, Table):
-            out += ["<table>"] + ([f"<caption>{escape(b.caption)}</caption>"] if b.caption else [])
+            out.append('<div class="table-wrap"><table>')
+            out += [f"<caption>{escape(b.caption)}</caption>"] if b.caption else []
             heads = "".join(f"<th>{escape(h)}</th>" for h in b.headers)
             out.append(f"<thead><tr>{heads}</tr></thead><tbody>")
             for row in b.cells():
@@ -132,9 +175,9 @@ def to_html(doc: Document, *, images: Path | None = None) -> str:
                     f"<strong>{escape(c.text)}</strong>" if c.bold else escape(c.text) for c in row
                 ]
                 out.append("<tr>" + "".join(f"<td>{t}</td>" for t in tds) + "</tr>")
-            out.append("</tbody></table>")
+            out.append("</tbody></table></div>")
         elif b.kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in b.items) + "</ul>")
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
         elif b.kind == "pre":
             out.append(f"<pre><code>{escape(b.text)}</code></pre>")
         elif b.kind == "figure":
@@ -144,7 +187,9 @@ def to_html(doc: Document, *, images: Path | None = None) -> str:
                 src = f"data:image/png;base64,{data}"
             img = f'<img src="{src}" alt="{escape(b.caption)}">'
             out.append(f"<figure>{img}<figcaption>{escape(b.caption)}</figcaption></figure>")
-        else:  # h2, h3, p: the kind is the tag
+        elif b.kind == "p":
+            out.append(f"<p>{_inline(b.text)}</p>")
+        else:  # h2, h3: the kind is the tag
             out.append(f"<{b.kind}>{escape(b.text)}</{b.kind}>")
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
