@@ -5,7 +5,7 @@
 
 reads ``<root>/<dataset>/s<seed>/metrics.jsonl`` (runs of ``experiment=pacgan_<dataset>``,
 e.g. from ``scripts/pacgan_reproduce.sh``), and writes ``report.md``, ``summary.json`` and
-figures to ``--out``:
+figures to ``--out`` (and ``report.html``, the same document):
 
 * PacGAN's row as published: mean ± standard error over 10 trials ("averaged over 10 trials
   shown with the standard error", Table 1), converted to the per-trial std SE·√10 that one
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -56,6 +57,7 @@ PUBLISHED_EPOCH = 400
 TAGS = {"modes": "modes/covered", "high_quality": "modes/high_quality", "kl": "modes/kl"}
 LABELS = {"modes": "modes captured", "high_quality": "high-quality samples", "kl": "reverse KL"}
 STEPS_PER_EPOCH = 1000  # 100,000 points / batch 100
+DEFAULT_TITLE = "PacGAN's GAN baseline, reproduced with gansn"
 
 
 def read_run(run: Path) -> dict[str, dict[int, float]]:
@@ -199,6 +201,108 @@ def dot_plot(plt, ds: str, table: dict, out: Path) -> None:
     plt.close(fig)
 
 
+def trajectory_plot(plt, ds: str, series: dict, out: Path) -> bool:
+    """Each seed's metrics per epoch beside PacGAN's mean and per-trial range; the epoch
+    axis is logarithmic when runs of very different lengths share it (25 epochs beside 400:
+    on a linear axis the short runs are squeezed into its first twentieth).  Returns
+    whether the axis is logarithmic."""
+    ref = PACGAN[ds]
+    lengths = [max(s["modes"]) for s in series.values() if s["modes"]]
+    log_x = bool(lengths) and max(lengths) >= 4 * min(lengths)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), constrained_layout=True)
+    for ax, key in zip(axes, TAGS):
+        for name, s in series.items():
+            xs = sorted(s[key])
+            ax.plot(xs, [s[key][x] for x in xs], lw=0.8, label=f"gansn {name}")
+        pub = ref[key]
+        lo, hi = pub.trial_range()
+        ax.axhline(pub.mean, color="k", ls="--", lw=1, label="PacGAN mean (400 epochs)")
+        ax.axhspan(lo, hi, color="k", alpha=0.08, label="PacGAN ± 2 per-trial std")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel("epoch (1,000 updates)" + (", log scale" if log_x else ""))
+        ax.set_title(LABELS[key])
+    axes[0].set_ylim(0, ref["K"] + 0.5)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7, frameon=False)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return log_x
+
+
+def mode_counts(x: np.ndarray, centers: np.ndarray, std: float) -> np.ndarray:
+    """(K,) high-quality samples at each mode: nearest mode within 3 std, the rule of
+    :func:`gansn.metrics.modes.mixture_modes` (which returns only the totals)."""
+    d = np.sqrt(((x[:, None, :] - centers[None, :, :]) ** 2).sum(-1))
+    nearest = d.argmin(1)
+    good = d[np.arange(len(x)), nearest] <= 3.0 * std
+    return np.bincount(nearest[good], minlength=len(centers))
+
+
+# a mode's ring colour by its high-quality samples: none, fewer than N/(5K), at least N/(5K)
+MODE_COLOURS = ("tab:red", "tab:orange", "tab:green")
+
+
+def samples_plot(plt, ds: str, finals: dict, centers: np.ndarray, std: float, out: Path) -> int:
+    """One panel per run: its final G's samples, each mode ringed in the colour of its
+    high-quality count, the count written beside it.  Returns the stricter rule's minimum
+    count (N/(5K), rounded up)."""
+    k = len(centers)
+    cols = min(len(finals), 4)
+    nrow = math.ceil(len(finals) / cols)
+    fig, axes = plt.subplots(
+        nrow, cols, figsize=(3.4 * cols, 3.4 * nrow + 0.4), constrained_layout=True, squeeze=False
+    )
+    for ax in axes.ravel()[len(finals) :]:
+        fig.delaxes(ax)
+    lim = 1.5 if ds == "ring8" else 6
+    strict = 1
+    for ax, (name, (x, step, veegan, fifth)) in zip(axes.ravel(), finals.items()):
+        counts = mode_counts(x, centers, std)
+        strict = max(1, math.ceil(len(x) / k / 5))
+        # the counts must be the ones the table shows
+        assert int((counts >= 1).sum()) == int(veegan["covered"]), (name, counts)
+        ax.scatter(x[:, 0], x[:, 1], s=6, c="tab:blue", alpha=0.5, lw=0, rasterized=True)
+        level = np.where(counts == 0, 0, np.where(counts < strict, 1, 2))
+        for (cx, cy), c, lv in zip(centers, counts, level):
+            ax.scatter(cx, cy, s=90, facecolors="none", edgecolors=MODE_COLOURS[lv], lw=1.8)
+            if not c:  # a red ring says it: a column of zeros would crowd the grid
+                continue
+            ax.annotate(
+                str(c),
+                (cx, cy),
+                xytext=(5, 5),
+                textcoords="offset points",
+                fontsize=7,
+                color=MODE_COLOURS[lv] if lv < 2 else "0.2",
+            )
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+        ax.set_title(
+            f"{name}, epoch {step // STEPS_PER_EPOCH}: {veegan['covered']:.0f} of {k} modes "
+            f"with ≥ 1 HQ sample,\n{fifth['covered']:.0f} with ≥ {strict}",
+            fontsize=8,
+        )
+    fig.suptitle(
+        f"{ds}: {len(next(iter(finals.values()))[0]):,} generated points (blue); each mode "
+        f"ringed by its high-quality samples (within 3 std; their count beside it): red none, "
+        f"orange 1–{strict - 1}, green ≥ {strict}",
+        fontsize=9,
+    )
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return strict
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one shell word, in double quotes where that needs no escapes (a title
+    with an apostrophe reads better so than in shlex's '...'"'"'...')."""
+    if shlex.quote(text) == text:
+        return text
+    return f'"{text}"' if not set('"$`\\!') & set(text) else shlex.quote(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="pacgan_report", description=__doc__.split("\n")[0])
     p.add_argument("root", type=Path, help="folder with <dataset>/s<seed>/ run dirs")
@@ -215,9 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="a seed's score: the mean of its last K epochs",
     )
-    p.add_argument(
-        "--title", default="PacGAN's GAN baseline, reproduced with gansn", help="report title"
-    )
+    p.add_argument("--title", default=DEFAULT_TITLE, help="report title")
     p.add_argument(
         "--checkpoints",
         type=Path,
@@ -237,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     from gansn.data import build_dataset
     from gansn.metrics.modes import mixture_modes
     from gansn.report.plots import require_matplotlib
+    from gansn.report.render import Document, to_html, to_markdown
 
     plt = require_matplotlib()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -249,30 +352,31 @@ def main(argv: list[str] | None = None) -> int:
         "datasets": {},
     }
     root = args.root.as_posix()
-    md = [
-        f"# {args.title}",
-        "",
+    doc = Document(args.title)
+    doc.para(
         "Protocol: `experiment=pacgan_<dataset>` (every choice and deviation is in the preset's "
         "comments and PROTOCOL.md); each metric on 2,500 samples of fixed latents from G with "
         "batch norm in inference mode, every epoch (1,000 updates of batch 100); a sample is "
         "high quality within 3 std of its nearest mode; a mode is captured with >= 1 "
         "high-quality sample (PacGAN's code); reverse KL = KL(mode histogram of high-quality "
-        "samples ‖ uniform).",
-        "",
+        "samples ‖ uniform)."
+    )
+    doc.para(
         f"Statistics: a seed's score at epoch e is the mean of epochs e-{k - 1}..e (one epoch's "
-        "value is noisy; the value *at* e is in the second table); cells give the mean over "
+        "value is noisy; the value at e is in the second table); cells give the mean over "
         "seeds and its 95 % Student-t confidence interval. PacGAN's ± is a standard error over "
         "10 trials, so one trial's spread is SE·√10: a single gansn seed is compared with that "
         "per-trial range, and gansn's mean with PacGAN's mean (Welch's test from the published "
         "summary; 'vs PacGAN' = gansn minus PacGAN, 95 % CI, p). PacGAN's numbers are at 400 "
-        "epochs: at any other epoch the difference mixes training length with the method.",
-        "",
-        f"Rebuild: `python scripts/pacgan_report.py {root} --out {args.out.as_posix()}` (the "
-        "runs' metrics.jsonl suffice for the tables, dot plots and trajectories; the "
+        "epochs: at any other epoch the difference mixes training length with the method."
+    )
+    title = "" if args.title == DEFAULT_TITLE else f" --title {_shell_word(args.title)}"
+    doc.para(
+        f"Rebuild: `python scripts/pacgan_report.py {root} --out {args.out.as_posix()}{title}` "
+        "(the runs' metrics.jsonl suffice for the tables, dot plots and trajectories; the "
         "final-sample section needs their checkpoints, which are not committed: "
-        "`--checkpoints <folder of the run dirs>`).",
-        "",
-    ]
+        "`--checkpoints <folder of the run dirs>`)."
+    )
     for ds_dir in sorted(d for d in args.root.iterdir() if d.is_dir()):
         ds = ds_dir.name
         if ds not in PACGAN:
@@ -303,57 +407,66 @@ def main(argv: list[str] | None = None) -> int:
                 table[e][key]["seeds"] = at_table[e][key]["seeds"] = have
             ds_summary["score"][e] = table[e]
             ds_summary["at_epoch"][e] = at_table[e]
-        md += [f"## {ds} ({ref['K']} modes)", "", _published_line(ds), ""]
-        head = (
-            "| epoch | seeds | modes | in PacGAN's trial range | vs PacGAN | high quality "
-            "| vs PacGAN | reverse KL | vs PacGAN |"
-        )
-        for title, tab in (
-            (f"Score = mean of epochs e-{k - 1}..e:", table),
-            ("Value at epoch e (as PacGAN reports its last epoch):", at_table),
+        doc.heading(f"{ds} ({ref['K']} modes)")
+        doc.para(_published_line(ds))
+        head = [
+            "epoch",
+            "seeds",
+            "modes",
+            "in PacGAN's trial range",
+            "vs PacGAN",
+            "high quality",
+            "vs PacGAN",
+            "reverse KL",
+            "vs PacGAN",
+        ]
+        for caption, tab in (
+            (f"Score = mean of epochs e-{k - 1}..e", table),
+            ("Value at epoch e (as PacGAN reports its last epoch)", at_table),
         ):
-            md += [title, "", head, "|---|---|---|---|---|---|---|---|---|"]
+            rows = []
             for e, row in tab.items():
                 m = row["modes"]
-                md.append(
-                    f"| {e} | {m['n'] + m['diverged']} | {fmt(m)} | "
-                    f"{m['in_pacgan_trial_range']} of {m['n']} | {fmt_vs(m)} | "
-                    f"{fmt(row['high_quality'], True)} | {fmt_vs(row['high_quality'], True)} | "
-                    f"{fmt(row['kl'])} | {fmt_vs(row['kl'])} |"
+                rows.append(
+                    [
+                        str(e),
+                        str(m["n"] + m["diverged"]),
+                        fmt(m),
+                        f"{m['in_pacgan_trial_range']} of {m['n']}",
+                        fmt_vs(m),
+                        fmt(row["high_quality"], True),
+                        fmt_vs(row["high_quality"], True),
+                        fmt(row["kl"]),
+                        fmt_vs(row["kl"]),
+                    ]
                 )
-            md.append("")
+            doc.table(head, rows, caption=caption)
         # the per-seed scores at the checkpoint most seeds reached (the latest of those)
         last = max(table, key=lambda e: (table[e]["modes"]["n"], e)) if table else None
         if last is not None:
-            md += [
-                f"Per-seed scores at epoch {last} (mean of epochs {last - k + 1}..{last}):",
-                "",
-                "| seed | modes | high quality | reverse KL |",
-                "|---|---|---|---|",
-            ]
+            rows = []
             for i, name in enumerate(table[last]["modes"]["seeds"]):
                 vals = [table[last][key]["values"][i] for key in TAGS]
-                md.append(f"| {name} | {_g(vals[0])} | {_g(vals[1], 100)} % | {_g(vals[2])} |")
-            md.append("")
+                rows.append([name, _g(vals[0]), f"{_g(vals[1], 100)} %", _g(vals[2])])
+            doc.table(
+                ["seed", "modes", "high quality", "reverse KL"],
+                rows,
+                caption=f"Per-seed scores at epoch {last} (mean of epochs {last - k + 1}..{last})",
+            )
         dot_plot(plt, ds, table, args.out / f"seeds_{ds}.png")
-        md += [f"![per-seed scores per epoch checkpoint](seeds_{ds}.png)", ""]
-        # trajectories
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), constrained_layout=True)
-        for ax, key in zip(axes, TAGS):
-            for name, s in series.items():
-                xs = sorted(s[key])
-                ax.plot(xs, [s[key][x] for x in xs], lw=0.8, label=f"gansn {name}")
-            pub = ref[key]
-            lo, hi = pub.trial_range()
-            ax.axhline(pub.mean, color="k", ls="--", lw=1, label="PacGAN mean (400 epochs)")
-            ax.axhspan(lo, hi, color="k", alpha=0.08, label="PacGAN ± 2 per-trial std")
-            ax.set_xlabel("epoch (1,000 updates)")
-            ax.set_title(LABELS[key])
-        axes[0].set_ylim(0, ref["K"] + 0.5)
-        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7, frameon=False)
-        fig.savefig(args.out / f"trajectory_{ds}.png", dpi=110)
-        plt.close(fig)
-        md += [f"![trajectories](trajectory_{ds}.png)", ""]
+        doc.figure(
+            f"seeds_{ds}.png",
+            f"{ds}: each seed's score (blue dots, mean of its last {k} epochs) at each epoch "
+            "checkpoint it reached, gansn's mean and 95 % CI (red), PacGAN's mean at 400 epochs "
+            "(dashed) and one trial's range, mean ± 2 per-trial std (grey).",
+        )
+        log_x = trajectory_plot(plt, ds, series, args.out / f"trajectory_{ds}.png")
+        doc.figure(
+            f"trajectory_{ds}.png",
+            f"{ds}: each seed's value at every epoch, one line per seed, beside PacGAN's mean "
+            "(dashed) and per-trial range (grey)"
+            + ("; the epoch axis is logarithmic, as the runs differ in length." if log_x else "."),
+        )
         # final samples, and the capture rule's effect on them
         finals = {}
         ckpt_root = args.checkpoints or args.root
@@ -371,49 +484,48 @@ def main(argv: list[str] | None = None) -> int:
                 "final_resampled": {"min_count_1": veegan, "fifth_of_uniform": fifth},
             }
         if finals:
-            md += [
+            doc.para(
                 "Final G of each run with a checkpoint, 2,500 fresh samples (latent seed 2333). "
                 "Beside PacGAN's capture rule (>= 1 high-quality sample) a stricter one, not "
-                "PacGAN's: >= 1/5 of the N/K samples a uniform generator would give a mode.",
-                "",
-                "| run | epoch | modes (>= 1 sample, PacGAN's code) | modes (>= N/(5K), "
-                "stricter) | high quality | reverse KL |",
-                "|---|---|---|---|---|---|",
-            ]
-            for name, (_x, step, veegan, fifth) in finals.items():
-                md.append(
-                    f"| {name} | {step // STEPS_PER_EPOCH} | {veegan['covered']:.0f} | "
-                    f"{fifth['covered']:.0f} | {veegan['high_quality'] * 100:.1f} % | "
-                    f"{veegan['kl']:.3f} |"
-                )
-            md += ["", f"![samples](samples_{ds}.png)", ""]
-            cols = min(len(finals), 5)
-            nrow = math.ceil(len(finals) / cols)
-            fig, axes = plt.subplots(
-                nrow, cols, figsize=(3.0 * cols, 3.0 * nrow), constrained_layout=True
+                "PacGAN's: >= 1/5 of the N/K samples a uniform generator would give a mode."
             )
-            for ax in np.ravel(axes)[len(finals) :]:
-                ax.set_axis_off()
-            for ax, (name, (x, step, veegan, _)) in zip(np.ravel(axes), finals.items()):
-                ax.scatter(x[:, 0], x[:, 1], s=3, c="tab:blue", alpha=0.5, lw=0)
-                ax.scatter(centers[:, 0], centers[:, 1], s=60, c="none", edgecolors="tab:red")
-                lim = 1.5 if ds == "ring8" else 6
-                ax.set_xlim(-lim, lim)
-                ax.set_ylim(-lim, lim)
-                ax.set_aspect("equal")
-                ax.set_title(
-                    f"{name}, epoch {step // STEPS_PER_EPOCH}: {veegan['covered']:.0f} of "
-                    f"{ref['K']} modes captured",
-                    fontsize=8,
-                )
-            fig.suptitle("generated points (blue), mode centres (red circles)", fontsize=9)
-            fig.savefig(args.out / f"samples_{ds}.png", dpi=110)
-            plt.close(fig)
+            doc.table(
+                [
+                    "run",
+                    "epoch",
+                    "modes (>= 1 sample, PacGAN's code)",
+                    "modes (>= N/(5K), stricter)",
+                    "high quality",
+                    "reverse KL",
+                ],
+                [
+                    [
+                        name,
+                        str(step // STEPS_PER_EPOCH),
+                        f"{veegan['covered']:.0f}",
+                        f"{fifth['covered']:.0f}",
+                        f"{veegan['high_quality'] * 100:.1f} %",
+                        f"{veegan['kl']:.3f}",
+                    ]
+                    for name, (_x, step, veegan, fifth) in finals.items()
+                ],
+            )
+            strict = samples_plot(plt, ds, finals, centers, std, args.out / f"samples_{ds}.png")
+            doc.figure(
+                f"samples_{ds}.png",
+                f"{ds}: 2,500 samples of each run's final G (blue). Each mode is ringed in the "
+                "colour of its high-quality samples (within 3 std of it; their count is written "
+                f"beside it where there are any): red none, orange 1 to {strict - 1} (captured "
+                f"by PacGAN's rule, not by the stricter one), green {strict} or more. A mode's "
+                "3-std disc is far smaller than its ring, so an orange ring can look empty: the "
+                "count says how many samples are there.",
+            )
         summary["datasets"][ds] = ds_summary
-    (args.out / "report.md").write_text("\n".join(md) + "\n")
+    (args.out / "report.md").write_text(to_markdown(doc))
+    (args.out / "report.html").write_text(to_html(doc))
     text = json.dumps(_clean(summary), indent=1, default=str, allow_nan=False)
     (args.out / "summary.json").write_text(text + "\n")
-    print(f"wrote {args.out / 'report.md'}")
+    print(f"wrote {args.out / 'report.md'} and report.html")
     return 0
 
 
