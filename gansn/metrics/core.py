@@ -46,7 +46,7 @@ from gansn.metrics.fid import (
     save_stats,
 )
 from gansn.metrics.modes import class_modes, mixture_modes, ndb, stacked_modes
-from gansn.metrics.prdc import density_coverage, precision_recall
+from gansn.metrics.prdc import prdc, precision_recall
 from gansn.metrics.sources import DatasetSource, Source, StatsSource, as_source
 from gansn.registry import Registry, check_options
 from gansn.schema import Choice, Float, Int, Node, Rule, problems
@@ -817,9 +817,8 @@ def kid_metric(
 def prdc_metric(
     ctx: EvalContext, features: str | None = None, k_pr: int = 3, k_dc: int = 5
 ) -> dict[str, float]:
-    """Precision, recall (k_pr), density, coverage (k_dc) -> ``metrics/<name>``."""
-    real, fake = ctx.features("real", features), ctx.features("fake", features)
-    out = {**precision_recall(real, fake, k_pr), **density_coverage(real, fake, k_dc)}
+    """Precision, recall (k_pr), density, coverage (k_dc) -> ``metrics/<name>``, in one pass."""
+    out = prdc(ctx.features("real", features), ctx.features("fake", features), k_pr, k_dc)
     return {f"metrics/{k}": v for k, v in out.items()}
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.linalg import blas as _blas
 
 __all__ = [
     "StreamingStats",
@@ -187,28 +188,78 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         return f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
 
 
+def _product_dtype(*arrays: Any) -> type:
+    """float32 when every input already is float32 (features as extracted), else float64."""
+    if all(getattr(a, "dtype", None) == np.float32 for a in arrays):
+        return np.float32
+    return np.float64
+
+
+def _poly_kernel_sum(
+    gram: np.ndarray, gamma: float, coef0: float, degree: int, lower: bool = False, rows: int = 64
+) -> float:
+    """Σ of k = (γ g + c)^degree over a Gram matrix, in float64.
+
+    gram: (m, n) inner products in float32 or float64; with ``lower`` only its strict lower
+    triangle is read (and summed), as :func:`_gram_lower` fills it.  Row chunks keep the
+    float64 copy in cache: the kernel of a 1000 × 1000 Gram is 8 MB, a chunk 0.5 MB.
+    """
+
+    def kernel_sum(g: np.ndarray, strict_lower: bool = False) -> float:
+        k = g.astype(np.float64)
+        k *= gamma
+        k += coef0
+        # repeated products: numpy's float ** is ~20x slower than two multiplies
+        k = k * k * k if degree == 3 else k**degree
+        return float((np.tril(k, -1) if strict_lower else k).sum())
+
+    total = 0.0
+    for i in range(0, len(gram), rows):
+        if not lower:
+            total += kernel_sum(gram[i : i + rows])
+            continue
+        # rows i..i+rows: every column left of i, and the strict lower part of the square
+        if i:
+            total += kernel_sum(gram[i : i + rows, :i])
+        total += kernel_sum(gram[i : i + rows, i : i + rows], strict_lower=True)
+    return total
+
+
+def _gram_lower(x: np.ndarray) -> np.ndarray:
+    """(m, d) C-contiguous -> (m, m) x xᵀ with the lower triangle and diagonal filled.
+
+    BLAS syrk straight from scipy: half the work of a general product, and unlike numpy's
+    ``x @ x.T`` (which calls syrk too) no copy of the triangle into the other half.
+    ``x.T`` is Fortran-ordered, so it is passed without a copy.
+    """
+    (syrk,) = _blas.get_blas_funcs(("syrk",), (x,))
+    return syrk(1.0, x.T, trans=1).T
+
+
 def mmd2_polynomial(
     x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
 ) -> float:
-    """Unbiased MMD² with k(a, b) = (γ aᵀb + c)^degree, γ = 1/d; x: (m, d), y: (n, d)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    """Unbiased MMD² with k(a, b) = (γ aᵀb + c)^degree, γ = 1/d; x: (m, d), y: (n, d).
+
+    The inner products are taken in the inputs' precision (float32 when both are float32, as
+    features from an extractor are; float64 otherwise), the kernel and every sum in float64.
+    torch-fidelity takes the same float32 products but also sums in float32: at 1000 × 2048
+    that moves its MMD² ~400× further from the float64 value than gansn's
+    (``scripts/bench_metrics.py``).
+    """
+    dtype = _product_dtype(x, y)
+    x = np.ascontiguousarray(x, dtype)
+    y = np.ascontiguousarray(y, dtype)
     m, n = len(x), len(y)
     if m < 2 or n < 2:
         raise ValueError("unbiased MMD² needs at least 2 samples per set")
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
-
-    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        k = gamma * a @ b.T + coef0
-        # repeated products: numpy's float ** is ~20x slower than two multiplies
-        return k * k * k if degree == 3 else k**degree
-
-    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
-    # unbiased: drop the k(x_i, x_i) terms of the within-set sums
-    return float(
-        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-        - 2 * kxy.mean()
-    )
+    # unbiased: the within-set sums leave out k(x_i, x_i), so each is twice its strict
+    # lower triangle
+    sxx = _poly_kernel_sum(_gram_lower(x), gamma, coef0, degree, lower=True)
+    syy = _poly_kernel_sum(_gram_lower(y), gamma, coef0, degree, lower=True)
+    sxy = _poly_kernel_sum(x @ y.T, gamma, coef0, degree)
+    return 2 * sxx / (m * (m - 1)) + 2 * syy / (n * (n - 1)) - 2 * sxy / (m * n)
 
 
 def kid_subset_size(n_real: int, n_fake: int, subset_size: int = 1000) -> int:
@@ -228,7 +279,8 @@ def kid(
 
     real: (N_r, d), fake: (N_f, d).  Unbiased cubic-polynomial MMD² on ``num_subsets``
     random subsets of size ``m = min(subset_size, N_r, N_f)`` drawn without replacement.
-    Returns (mean, std) over subsets (std with ddof=0, as torch-fidelity).
+    Returns (mean, std) over subsets (std with ddof=0, as torch-fidelity).  Products in
+    the features' precision, sums in float64: see :func:`mmd2_polynomial`.
 
     When ``m`` equals both N_r and N_f every "subset" is the whole of both sets, so the
     subsets do not vary: the mean is the MMD² of all samples (computed once) and the std
@@ -236,6 +288,9 @@ def kid(
     subset (``num_subsets=1``) has no spread either: NaN.
     """
     m = kid_subset_size(len(real), len(fake), subset_size)
+    # one conversion up front (a no-op for float32 or float64 features), not one per subset
+    dtype = _product_dtype(real, fake)
+    real, fake = np.asarray(real, dtype), np.asarray(fake, dtype)
     if m == len(real) and m == len(fake):
         return mmd2_polynomial(real, fake), float("nan")
     rng = np.random.default_rng(seed)

@@ -71,3 +71,75 @@ def test_identical_sets_are_perfect() -> None:
     x = np.random.default_rng(3).standard_normal((60, 4))
     out = prdc(x, x.copy())
     assert out["precision"] == 1.0 and out["recall"] == 1.0 and out["coverage"] == 1.0
+
+
+def _cdist_reference(real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int) -> dict:
+    """The four scores from whole float64 distance matrices (scipy's cdist: differences, not
+    the Gram expansion), each radius the k-th smallest distance to another sample."""
+    from scipy.spatial.distance import cdist
+
+    real, fake = real.astype(np.float64), fake.astype(np.float64)
+
+    def radii(x: np.ndarray, k: int) -> np.ndarray:
+        return np.sort(cdist(x, x), axis=1)[:, k]  # column 0 is the sample itself
+
+    rf = cdist(real, fake)  # (N_r, N_f)
+    r_pr, f_pr, r_dc = radii(real, k_pr), radii(fake, k_pr), radii(real, k_dc)
+    return {
+        "precision": (rf <= r_pr[:, None]).any(0).mean(),
+        "recall": (rf <= f_pr[None, :]).any(1).mean(),
+        "density": (rf < r_dc[:, None]).sum() / (k_dc * len(fake)),
+        "coverage": (rf < r_dc[:, None]).any(1).mean(),
+    }
+
+
+@pytest.mark.parametrize("block", [64, 1024])
+def test_prdc_matches_float64_cdist_reference(block: int) -> None:
+    # float32 features shaped like an extractor's (non-negative, correlated), several blocks
+    # with a partial last one; counts must agree exactly
+    rng = np.random.default_rng(9)
+    mix = rng.standard_normal((48, 48)) / 7
+    real = np.abs(rng.standard_normal((300, 48)) @ mix).astype(np.float32)
+    fake = np.abs(rng.standard_normal((230, 48)) @ (mix * 1.1 + 0.05)).astype(np.float32)
+    ours = prdc(real, fake, k_pr=3, k_dc=5, block=block)
+    ref = _cdist_reference(real, fake, 3, 5)
+    assert ours == pytest.approx(ref, abs=1e-12)
+    assert 0 < ours["precision"] < 1 and 0 < ours["coverage"] < 1  # not a trivial case
+    from scipy.spatial.distance import cdist
+
+    np.testing.assert_allclose(
+        kth_nn_radii(real, 4, block=block),
+        np.sort(cdist(real.astype(np.float64), real.astype(np.float64)), axis=1)[:, 4],
+        rtol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 8, 100])
+def test_ties_on_a_grid_follow_each_papers_comparison(block: int) -> None:
+    # integer points with duplicates: the distances are exact and tie, so P/R's d <= r and
+    # D/C's d < r decide; blocks narrower than k leave rows fewer candidates than k per block
+    rng = np.random.default_rng(10)
+    real = rng.integers(0, 4, (30, 2)).astype(np.float64)
+    fake = rng.integers(0, 5, (25, 2)).astype(np.float64)
+    for k_pr, k_dc in [(1, 1), (3, 5), (4, 4)]:
+        ours = prdc(real, fake, k_pr=k_pr, k_dc=k_dc, block=block)
+        assert ours == pytest.approx(_brute(real, fake, k_pr, k_dc), abs=1e-12), (k_pr, k_dc)
+
+
+def test_one_pass_equals_the_separate_scores() -> None:
+    rng = np.random.default_rng(11)
+    real, fake = rng.standard_normal((70, 5)), rng.standard_normal((55, 5)) + 0.3
+    both = prdc(real, fake, k_pr=2, k_dc=6, block=16)
+    assert both == {
+        **precision_recall(real, fake, k=2, block=16),
+        **density_coverage(real, fake, k=6, block=16),
+    }
+    assert list(both) == ["precision", "recall", "density", "coverage"]
+
+
+def test_k_must_leave_a_neighbour() -> None:
+    x = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="k=4 needs 1 <= k < N=4"):
+        kth_nn_radii(x, 4)
+    with pytest.raises(ValueError, match="k=0"):
+        precision_recall(x, x, k=0)
