@@ -106,28 +106,84 @@ def render_points(
     centers: np.ndarray | None = None,
     size: int = 256,
     extent: float | None = None,
+    axes: bool = True,
 ) -> torch.Tensor:
-    """(N, 2) points -> (3, size, size) log-density image, true modes marked red.
+    """(N, 2) points -> (3, H, W) log-density image, true modes marked red.
 
-    Needs no plotting library, so TensorBoard gets a picture of a toy run every few steps.
+    Every occupied bin is at least mid-grey (a lone sample shows; dense bins go black) and
+    one bin is drawn 2x2 pixels. With ``axes`` the plot gets a frame with ticks and labels in
+    data units and a one-line key above it (H, W = ``size`` plus the margins). Needs no
+    plotting library, so TensorBoard gets a picture of a toy run every few steps.
     """
     pts = points.detach().float().cpu().numpy()
     if extent is None:
         ref = centers if centers is not None and len(centers) else pts
         extent = float(np.abs(ref).max()) * 1.5 + 0.1
     hist, _, _ = np.histogram2d(
-        pts[:, 1], pts[:, 0], bins=size, range=[[-extent, extent], [-extent, extent]]
+        pts[:, 1], pts[:, 0], bins=size // 2, range=[[-extent, extent], [-extent, extent]]
     )
-    img = np.log1p(hist[::-1])  # y axis up
-    img = img / max(img.max(), 1e-8)
-    rgb = np.stack([1 - img] * 3)  # dark where samples are dense
+    dens = np.log1p(hist[::-1])  # y axis up
+    dens = np.where(hist[::-1] > 0, 0.45 + 0.55 * dens / max(dens.max(), 1e-8), 0.0)
+    dens = np.kron(dens, np.ones((2, 2)))  # one bin = 2x2 pixels
+    dens = np.pad(dens, ((0, size - dens.shape[0]), (0, size - dens.shape[1])))
+    rgb = np.stack([1 - dens] * 3)  # dark where samples are dense
     if centers is not None:
         for cx, cy in np.asarray(centers):
             c = int((cx + extent) / (2 * extent) * (size - 1))
             r = int((extent - cy) / (2 * extent) * (size - 1))
             rgb[0, max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] = 1.0
             rgb[1:, max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] = 0.0
+    if axes:
+        rgb = _with_axes(rgb, extent, centers is not None, len(pts))
     return torch.from_numpy(rgb.astype(np.float32))
+
+
+def _ticks(extent: float) -> list[float]:
+    """Round tick values inside [-extent, extent]: about 5 of them, 0 included."""
+    raw = extent / 2
+    step = 10 ** np.floor(np.log10(raw))
+    step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
+    n = int(extent // step)
+    return [k * step for k in range(-n, n + 1)]
+
+
+# margins of a density image with axes (left, right, top, bottom), and its frame's grey
+AXES_MARGINS, FRAME_GREY = (34, 8, 18, 20), (150, 150, 150)
+
+
+def has_axes(img: np.ndarray) -> bool:
+    """Whether ``img`` (H, W, 3 uint8) is a density image drawn with axes by this module
+    (images of toy runs from before gansn drew axes are bare, pale 2-D histograms)."""
+    left, right, top, bottom = AXES_MARGINS
+    h, w = img.shape[0] - top - bottom, img.shape[1] - left - right
+    if h <= 0 or h != w:
+        return False
+    frame = img[top - 1, left - 1 : left + w + 1]
+    return bool((frame == np.array(FRAME_GREY, dtype=img.dtype)).all())
+
+
+def _with_axes(rgb: np.ndarray, extent: float, modes: bool, n: int) -> np.ndarray:
+    """The plot ``rgb`` (3, S, S) framed, with ticks and labels in data units and a key."""
+    from PIL import ImageDraw, ImageFont
+
+    size = rgb.shape[1]
+    left, right, top, bottom = AXES_MARGINS
+    img = Image.new("RGB", (left + size + right, top + size + bottom), "white")
+    img.paste(Image.fromarray((rgb.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)), (left, top))
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default()
+    grey, dark = FRAME_GREY, (40, 40, 40)
+    draw.rectangle([left - 1, top - 1, left + size, top + size], outline=grey)
+    for v in _ticks(extent):
+        p = (v + extent) / (2 * extent) * (size - 1)
+        x, y = left + p, top + size - 1 - p
+        label = f"{v:g}"
+        draw.line([x, top + size, x, top + size + 3], fill=grey)
+        draw.text((x, top + size + 4), label, fill=dark, font=font, anchor="ma")
+        draw.line([left - 4, y, left - 1, y], fill=grey)
+        draw.text((left - 6, y), label, fill=dark, font=font, anchor="rm")
+    key = f"{n} G samples, log density" + ("; red: true modes" if modes else "")
+    draw.text((left, 3), key, fill=dark, font=font)
+    return np.asarray(img, dtype=np.float64).transpose(2, 0, 1) / 255.0
 
 
 def save_image(img: torch.Tensor, path: str | Path) -> Path:

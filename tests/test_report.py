@@ -931,11 +931,40 @@ def test_a_density_image_is_darkened_so_single_samples_show():
     from gansn.report.plots import _readable
     from gansn.sampling import render_points
 
-    img = (render_points(torch.randn(500, 2)).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    # as toy runs drew it before gansn added axes: a bare, pale 2-D histogram
+    pts = torch.randn(500, 2)
+    img = (render_points(pts, axes=False).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    img = 255 - (255 - img) // 3
     big, what = _readable(img, SimpleNamespace(flat={}))  # type: ignore[arg-type]
     assert "darkened" in what and "thickened" in what
+    framed = (render_points(pts).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert _readable(framed, SimpleNamespace(flat={}))[1] == "the whole image"  # left as drawn
 
     def visible(im):
         return int((im.min(axis=2) < 160).sum())
 
     assert visible(big) > 4 * visible(img)
+
+
+def test_a_density_image_has_axes_a_key_and_visible_lone_samples():
+    import torch
+
+    from gansn.sampling import render_points
+
+    centers = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    bare = render_points(torch.tensor([[0.47, 0.47]]), centers, axes=False).numpy()
+    assert bare.shape == (3, 256, 256)
+    # extent = 1.5 * max|center| + 0.1 = 1.6; 128 bins a side, each 2x2 pixels, y up
+    b = int((0.47 + 1.6) / 3.2 * 128)  # 82
+    c, r = 2 * b, 2 * (127 - b)
+    assert bare[:, r : r + 2, c : c + 2].max() <= 0.55  # a lone sample: a dark 2x2 dot
+    assert (bare.min(axis=0) < 0.6).sum() == 4 + 2 * 25  # the dot and two 5x5 mode marks
+    mode_c = int((1.0 + 1.6) / 3.2 * 255)
+    assert bare[0, 128, mode_c] == 1.0 and bare[1, 128, mode_c] == 0.0  # red
+    framed = render_points(torch.tensor([[0.47, 0.47]]), centers).numpy()
+    assert framed.shape[1] > 256 and framed.shape[2] > 256  # margins for ticks and the key
+    # the plot sits inside the frame unchanged (top margin 18, left 34)
+    inner = np.round(framed[:, 18 : 18 + 256, 34 : 34 + 256] * 255)
+    assert np.array_equal(inner, np.round(bare * 255))
+    margin = framed[:, 256 + 18 :, :]  # below the plot: tick labels
+    assert (margin < 0.5).any()

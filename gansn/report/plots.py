@@ -30,7 +30,7 @@ from gansn.data import build_dataset
 from gansn.lipschitz import plot_singular_value_spectra, singular_value_spectra
 from gansn.report.aggregate import LIP_UPPER, Setting, axis_label, label, run_series
 from gansn.report.collect import Run
-from gansn.sampling import sample
+from gansn.sampling import has_axes, sample
 
 # A norm with fewer evaluations than this is drawn as points: two joined points read as a trend.
 FEW_POINTS = 5
@@ -625,8 +625,8 @@ def _readable(img: np.ndarray, run: Run) -> tuple[np.ndarray, str]:
     if geom is None:
         scale = max(1, math.ceil(256 / max(img.shape[:2])))
         big = img.repeat(scale, 0).repeat(scale, 1)
-        if (img.min(axis=2) > 245).mean() < SPARSE_WHITE:
-            return big, "the whole image"
+        if (img.min(axis=2) > 245).mean() < SPARSE_WHITE or has_axes(img):
+            return big, "the whole image"  # a picture, or a density image drawn legibly
         # A 2-D run's density image: one sample is one pale pixel, invisible on the page.
         size = "" if scale == 1 else f" enlarged {scale}×,"
         return _thicken(_darken(big), scale), (
