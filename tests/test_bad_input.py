@@ -728,6 +728,23 @@ def test_report_refuses(disk, capsys, args, fragments):
     assert snapshot(disk["tmp"]) == before
 
 
+def test_report_refuses_a_curve_no_run_logged(tmp_path, capsys):
+    run = tmp_path / "sweep" / "0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 0\n")
+    (run / "status.json").write_text('{"status": "completed", "step": 2}')
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "metrics/recall": 0.1}\n{"step": 2, "metrics/recall": 0.2}\n'
+    )
+    before = snapshot(tmp_path)
+    argv = [str(tmp_path / "sweep"), "--curves", "metrics/recal", "--no-plots"]
+    assert report_main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gansn-report: error: ")
+    assert_has(lines[0], ["'metrics/recal'", "did you mean 'metrics/recall'?"])
+    assert snapshot(tmp_path) == before
+
+
 # ---------------------------------------------------------------------------- scripts/
 
 

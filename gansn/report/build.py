@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import gansn
+from gansn.errors import ConfigError, did_you_mean
 from gansn.metrics.core import metric_tags
 from gansn.report import plots as plotting
 from gansn.report.aggregate import (
@@ -457,6 +458,13 @@ def build_report(
             f"no run dirs under {sweep} (a run dir holds .hydra/config.yaml, config.yaml, "
             "metrics.jsonl or checkpoints/)"
         )
+    logged = {t for r in runs for t in r.series}
+    for tag in curves:
+        if tag not in logged:
+            raise ConfigError(
+                f"curves: no run under {sweep} logged {tag!r}"
+                f"{did_you_mean(tag, sorted(logged), 'logged tags')}"
+            )
     declared = study_config(runs)
     if last_k is None:
         last_k = int(declared.get("last_k") or LAST_K)
