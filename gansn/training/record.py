@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -36,6 +37,12 @@ class RunIOError(OSError):
     The message is one line: what could not be written, why, and which checkpoint is kept.
     ``__cause__`` is the original ``OSError``.
     """
+
+
+# while a run is running, status.json is rewritten at each checkpoint and at least this often,
+# so a run killed without a word (kill -9, the OOM killer, a power cut) leaves its last step
+# and checkpoint there, not "running, step 0"
+STATUS_EVERY_S = 60.0
 
 
 class Recorded(Protocol):
@@ -73,6 +80,8 @@ class RunRecord:
         self._file_log: _RunLogHandler | None = None
         self._lock = RunLock(trainer.run_dir)
         self.pbar: Any = None
+        self._status_at = 0.0
+        self._status_checkpoint: int | None = None
 
     def __enter__(self) -> RunRecord:
         t = self.trainer
@@ -111,6 +120,9 @@ class RunRecord:
         self.pbar.update(1)
         if postfix:
             self.pbar.set_postfix(postfix)
+        saved = getattr(self.trainer, "_saved_step", None)
+        if saved != self._status_checkpoint or time.monotonic() - self._status_at >= STATUS_EVERY_S:
+            self._write("running", None)
 
     def __exit__(
         self,
@@ -175,7 +187,17 @@ class RunRecord:
 
     def _write(self, status: str, error: str | None) -> None:
         t = self.trainer
-        write_status(t.run_dir, status=status, step=t.step, error=error, wall_time_s=t.elapsed)
+        self._status_at = time.monotonic()
+        self._status_checkpoint = getattr(t, "_saved_step", None)  # the last saved step
+        write_status(
+            t.run_dir,
+            status=status,
+            step=t.step,
+            error=error,
+            wall_time_s=t.elapsed,
+            checkpoint_step=self._status_checkpoint,
+            updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
 
     def _restore_signal_handlers(self) -> None:
         for s, h in self._old_handlers.items():

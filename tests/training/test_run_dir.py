@@ -295,6 +295,29 @@ def test_a_full_disk_ends_the_run_with_one_message(
     assert not list(run.rglob("*.tmp")) and not (run / ".lock").exists()
 
 
+def test_status_json_follows_the_checkpoints_so_a_kill_9_leaves_the_truth(tiny_cfg, tmp_path):
+    # what status.json says while the run is live is what a kill -9 would leave there
+    cfg, ov = tiny_cfg("steps=6", "ckpt_every=2", "sample_every=0")
+    run = tmp_path / "fresh"
+    t = build_trainer(cfg, run, overrides=ov)
+    seen = {}
+    real_step = t.train_step
+
+    def step():
+        seen[t.step] = status(run)
+        return real_step()
+
+    t.train_step = step
+    t.train()
+    assert seen[0]["status"] == "running" and seen[0]["checkpoint_step"] is None
+    # after the checkpoint of step 2 (saved after step 2's bookkeeping), step 3's says so
+    st = seen[4]
+    assert (st["status"], st["step"], st["checkpoint_step"]) == ("running", 3, 2), st
+    assert seen[5]["checkpoint_step"] == 4 and "updated" in seen[5]
+    final = status(run)
+    assert (final["status"], final["step"], final["checkpoint_step"]) == ("completed", 6, 6)
+
+
 # ----------------------------------------------------------------------------- NaN stops
 
 
