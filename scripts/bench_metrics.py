@@ -198,28 +198,49 @@ def load_prdc(threads: int) -> Callable[..., dict[str, float]]:
 
 def alternate(
     routes: dict[str, Callable[[], Any]], repeats: int
-) -> tuple[dict[str, list[float]], dict[str, Any]]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, Any]]:
     """Times each route ``repeats`` times, alternating, the order reversed every repetition
-    so neither route always runs first (after the other's cache and allocator state)."""
+    so neither route always runs first (after the other's cache and allocator state).
+
+    Returns wall and CPU seconds (this process's, all its threads) per route, and the last
+    result.  On a core that other processes share, wall time also counts the time they held
+    it; CPU time does not, so it is the steadier measure of the work itself.
+    """
     names = list(routes)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     values: dict[str, Any] = {}
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             values[name] = routes[name]()
-            times[name].append(time.perf_counter() - t)
-    return times, values
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - t)
+    return wall, cpu, values
 
 
 def spread(ts: list[float]) -> str:
-    return f"median {statistics.median(ts):7.2f} s (min {min(ts):6.2f}, max {max(ts):6.2f})"
+    return f"median {statistics.median(ts):6.2f} s ({min(ts):6.2f}-{max(ts):6.2f})"
 
 
 def pair_ratio(ours: list[float], peer: list[float]) -> str:
     """Median and range of gansn/peer over the repetitions (each pair ran back to back)."""
     r = [a / b for a, b in zip(ours, peer, strict=True)]
     return f"{statistics.median(r):.2f}x (pairs {min(r):.2f}-{max(r):.2f}x)"
+
+
+def report_times(
+    wall: dict[str, list[float]], cpu: dict[str, list[float]], peer: str, indent: str = ""
+) -> None:
+    """Each route's wall and CPU times; each gansn route's ratio to ``peer``, both ways."""
+    for name in wall:
+        print(f"{indent}{name:19s}: wall {spread(wall[name])}, CPU {spread(cpu[name])}")
+    for name in wall:
+        if name != peer:
+            print(
+                f"{indent}{name} / {peer}: wall {pair_ratio(wall[name], wall[peer])}, "
+                f"CPU {pair_ratio(cpu[name], cpu[peer])}"
+            )
 
 
 def kid_float64(real: np.ndarray, fake: np.ndarray, draws: list[tuple[np.ndarray, np.ndarray]]):
@@ -248,10 +269,8 @@ def bench_kid(n: int, d: int, subsets: int, repeats: int) -> None:
             real_t, fake_t, kid_subsets=subsets, kid_subset_size=1000, rng_seed=0, verbose=False
         ),
     }
-    times, values = alternate(routes, repeats)
-    for name, ts in times.items():
-        print(f"{name:16s}: {spread(ts)}")
-    print(f"time gansn / torch-fidelity: {pair_ratio(times['gansn kid'], times['torch-fidelity'])}")
+    wall, cpu, values = alternate(routes, repeats)
+    report_times(wall, cpu, "torch-fidelity")
     # the same numbers: both estimators evaluated on identical subsets (torch-fidelity's draws,
     # from its RandomState(seed)), and both against float64 arithmetic on those subsets
     from gansn.metrics.fid import mmd2_polynomial
@@ -297,16 +316,10 @@ def bench_prdc(sizes: list[int], d: int, k: int, repeats: int, threads: int) -> 
             # gansn's defaults: two k, still one walk over each distance matrix
             "gansn k_pr=3,k_dc=5": lambda r=real, f=fake: prdc(r, f, k_pr=3, k_dc=5),
         }
-        times, values = alternate(routes, repeats)
+        wall, cpu, values = alternate(routes, repeats)
         ours, theirs = values["gansn prdc"], values["prdc package"]
         print(f"N={n}")
-        for name, ts in times.items():
-            print(f"  {name:19s}: {spread(ts)}")
-        print(f"  time gansn / prdc: {pair_ratio(times['gansn prdc'], times['prdc package'])}")
-        print(
-            "  time gansn k_pr=3,k_dc=5 / prdc: "
-            + pair_ratio(times["gansn k_pr=3,k_dc=5"], times["prdc package"])
-        )
+        report_times(wall, cpu, "prdc package", indent="  ")
         print("  " + ", ".join(f"{key} {ours[key]:.4f} / {theirs[key]:.4f}" for key in ours))
         print(f"  max |Δ| {max(abs(ours[key] - theirs[key]) for key in ours):.1e} (gansn / prdc)")
 
