@@ -210,15 +210,16 @@ def _stack(tensors: Sequence[torch.Tensor], grad: bool = True) -> torch.Tensor:
 
 def _op(layers: Sequence[nn.Module], where: str) -> _Op | None:
     first = layers[0]
-    kind = type(first)
-    if any(type(m) is not kind for m in layers):
-        raise ConfigError(f"{where}: the seeds' models differ in layer types")
+    # first: a parametrized module's class is made per instance (ParametrizedLinear)
     if parametrize.is_parametrized(first):
         raise ConfigError(
-            f"{where}: a reparametrized layer ({kind.__name__} with "
+            f"{where}: a reparametrized layer ({type(first).__name__} with "
             f"{', '.join(first.parametrizations)}) cannot be stacked; multi-seed training "
             "supports MLPs with batch norm or no norm"
         )
+    kind = type(first)
+    if any(type(m) is not kind for m in layers):
+        raise ConfigError(f"{where}: the seeds' models differ in layer types")
     if kind is nn.Linear:
         return _Linear(layers)
     if kind is nn.BatchNorm1d and first.track_running_stats:
