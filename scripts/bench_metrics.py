@@ -7,8 +7,9 @@
    and PRDC vs the ``prdc`` package's ``compute_prdc`` (N = 2k, 5k, 10k, d = 2048, k = 5), on
    Inception-like features (non-negative float32).  gansn and the peer alternate inside one
    process (the order flips every repetition); medians, min-max and the median of the
-   per-pair time ratios are printed, with each result's difference from the peer's and,
-   for KID, from a float64 evaluation of the same subsets.
+   per-pair time ratios are printed, in wall time and in this process's CPU time, with each
+   result's difference from the peer's and, for KID, from a float64 evaluation of the same
+   subsets.
 3. FID Inception feature throughput on this CPU (images/s; batch size and threads stated).
 4. Peak memory of the streaming feature statistics at N = 5k vs N = 50k (tracemalloc).
 
@@ -297,7 +298,9 @@ def bench_kid(n: int, d: int, subsets: int, repeats: int) -> None:
     print(f"gansn kid() on its own subsets: {mean:.9f} ± {std:.9f}")
 
 
-def bench_prdc(sizes: list[int], d: int, k: int, repeats: int, threads: int) -> None:
+def bench_prdc(
+    sizes: list[int], d: int, k: int, repeats: int, threads: int, defaults: bool = True
+) -> None:
     print(f"## PRDC vs the prdc package: d={d}, k={k} (gansn: k_pr = k_dc = k), N real = N fake")
     try:
         peer = load_prdc(threads)
@@ -313,9 +316,10 @@ def bench_prdc(sizes: list[int], d: int, k: int, repeats: int, threads: int) -> 
         routes = {
             "gansn prdc": lambda r=real, f=fake: prdc(r, f, k_pr=k, k_dc=k),
             "prdc package": lambda r=real, f=fake: peer(r, f, k),
-            # gansn's defaults: two k, still one walk over each distance matrix
-            "gansn k_pr=3,k_dc=5": lambda r=real, f=fake: prdc(r, f, k_pr=3, k_dc=5),
         }
+        if defaults:
+            # gansn's defaults: two k, still one walk over each distance matrix
+            routes["gansn k_pr=3,k_dc=5"] = lambda r=real, f=fake: prdc(r, f, k_pr=3, k_dc=5)
         wall, cpu, values = alternate(routes, repeats)
         ours, theirs = values["gansn prdc"], values["prdc package"]
         print(f"N={n}")
@@ -392,6 +396,11 @@ def main() -> None:
     p.add_argument("--prdc-n", type=sizes, default=[2000, 5000, 10_000], help="e.g. 2000,5000")
     p.add_argument("--peer-repeats", type=typed(Int(1)), default=4, help="PRDC repetitions")
     p.add_argument("--kid-repeats", type=typed(Int(1)), default=10)
+    p.add_argument(
+        "--no-prdc-defaults",
+        action="store_true",
+        help="skip the third PRDC route (gansn at its defaults k_pr=3, k_dc=5)",
+    )
     args = p.parse_args()
     if unknown := sorted(set(args.only) - set(SECTIONS)):
         p.error(f"--only: unknown sections {unknown}; choose from {SECTIONS}")
@@ -415,7 +424,7 @@ def main() -> None:
         bench_frechet(2048, 4096, args.repeats)
     if "peers" in args.only:
         bench_kid(args.kid_n, 2048, args.kid_subsets, args.kid_repeats)
-        bench_prdc(args.prdc_n, 2048, 5, args.peer_repeats, threads)
+        bench_prdc(args.prdc_n, 2048, 5, args.peer_repeats, threads, not args.no_prdc_defaults)
     if "inception" in args.only and not args.skip_inception:
         bench_inception(args.images, args.batch)
     if "memory" in args.only:
