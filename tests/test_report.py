@@ -448,18 +448,20 @@ def test_cli_main(sweep, tmp_path, capsys):
     assert main([str(tmp_path / "nope")]) == 2
 
 
-def test_cli_curves_draws_more_tags_and_names_the_absent_ones(sweep, tmp_path):
+def test_cli_curves_draws_more_tags_and_refuses_one_no_run_logged(sweep, tmp_path):
     pytest.importorskip("matplotlib")
     from gansn.cli.report import main
 
     out = tmp_path / "curves"
     args = [str(sweep), "--out", str(out), "--no-checkpoints", "-q"]
-    assert main([*args, "--curves", "metrics/precision,metrics/nope"]) == 0
+    # a tag no run logged is a typo or a wrong sweep: refused before anything is written
+    assert main([*args, "--curves", "metrics/precision,metrics/nope"]) == 2
+    assert not out.exists()
+    assert main([*args, "--curves", "metrics/precision"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     figs = summary["settings"][0]["figures"]
     assert "fig_s1_metrics_precision.png" in figs
     assert (out / "fig_s1_metrics_precision.png").stat().st_size > 1000
-    assert "metrics/nope vs step: no run logged metrics/nope." in (out / "report.md").read_text()
     assert main([*args, "--curves", ","]) == 2  # an empty list is a usage error
 
 
