@@ -838,3 +838,18 @@ def test_eval_caches_under_gansn_cache_as_training_does(disk, monkeypatch, tmp_p
     seen.clear()
     eval_main(["real=ring8", f"fake={points}", "num_fake=50", "metrics=[fid]", "cache_dir=x"])
     assert seen["cache_dir"] == "x"  # the command line wins over the environment
+
+
+@pytest.mark.parametrize("name", ["sample", "eval", "lipschitz"])
+def test_help_is_plain_text_and_lists_every_option(name, capsys):
+    import importlib
+
+    cli = importlib.import_module(f"gansn.cli.{name}")
+    with pytest.raises(SystemExit) as exit_:
+        (cli._main if name == "lipschitz" else cli.main_args)(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "``" not in out
+    listed = out.split("options (key=value):", 1)[1]
+    for key in cli.DEFAULTS:
+        assert f"\n  {key} " in listed, key

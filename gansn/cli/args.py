@@ -24,6 +24,19 @@ from gansn.schema import Node, Rule, problems, raise_problems
 EXIT_BAD_INPUT = 2
 
 
+def help_text(usage: str, defaults: Mapping[str, Any], rules: Mapping[str, Rule]) -> str:
+    """``--help``: the usage as plain text (no reST markup) and every option with its default
+    and what it accepts."""
+    lines = [usage.replace("``", "").rstrip(), "", "options (key=value):"]
+    width = max(map(len, defaults), default=0)
+    for key, default in defaults.items():
+        shown = "required" if default == "???" else f"default {default}"
+        rule = rules.get(key)
+        accepts = f"; {rule.describe()}" if rule is not None else ""
+        lines.append(f"  {key:<{width}}  {shown}{accepts}")
+    return "\n".join(lines)
+
+
 def parse(
     argv: list[str],
     defaults: dict[str, Any],
@@ -33,7 +46,7 @@ def parse(
     """``["n=16", "ckpt=runs/x"]`` -> defaults updated; unknown, malformed, missing or
     out-of-range options raise ``ConfigError`` (one line per problem)."""
     if any(a in ("-h", "--help") for a in argv):
-        print(usage)
+        print(help_text(usage, defaults, rules or {}))
         sys.exit(0)
     out = dict(defaults)
     for arg in argv:
