@@ -166,7 +166,10 @@ def run_summary(trainer: Any, run_dir: Path) -> str:
             f"  Lipschitz    D: measured {v['lipschitz/lower']:.3g} <= Lip(D) <= "
             f"{v['lipschitz/upper_operator']:.3g} (product of operator norms)"
         )
-    lines.append(f"  TensorBoard  tensorboard --logdir {run_dir}")
+    # Custom Scalars is the tab gansn lays out: the Lipschitz bracket and generator quality
+    lines.append(
+        f"  TensorBoard  tensorboard --logdir {run_dir}, then http://localhost:6006/#custom_scalars"
+    )
     return "\n".join(lines)
 
 

@@ -1,76 +1,426 @@
-"""The one TensorBoard writer of a run: scalars, sample grids, config text, hparams."""
+"""The one TensorBoard writer of a run: scalars, sample grids, config text, hparams.
+
+What each tab shows (screenshots and the reasons in docs/tensorboard.md):
+
+* **Custom Scalars**, the tab that answers "is D's Lipschitz constant under control?":
+  first D's Lipschitz bracket on a log10 axis (a line at the measured lower bound, a band up
+  to the operator-norm upper bound) and the sigma-product apart, saying why it is no bound;
+  then "Generator quality" (FID named with its feature space, recall, coverage or modes);
+  then D's layers (the lower-bound probes, SN's divisors, per conv layer sigma_matrix with
+  a band up to sigma_operator); then the losses.
+* **Scalars**: every number of metrics.jsonl under the same tags, the derived log10 bracket
+  first in its group, display names and one-line descriptions where a tag alone misleads.
+  Values that never change in a run (learning rates without a schedule, the bound's flags)
+  go to the Text tab once instead of drawing flat charts.
+* **HParams**: one entry per run, a run stopped by a signal included; the norms, the loss
+  and the learning rates lead the hyperparameters, FID and the bracket lead the metrics.
+
+The tags are fixed by what ``metrics.jsonl`` and the reports read; only the two log10 tags
+exist in the event file alone.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.plugins.hparams import metadata as hp_metadata
+from tensorboard.plugins.scalar import metadata as scalar_metadata
+from torch import nn
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
+from torch.utils.tensorboard.summary import custom_scalars
 
 from gansn.nn.archs import ModelSpec
 
 # flags that are constant over a run: text (written when they change), not curves
 TEXT_TAGS = ("lipschitz/bound_valid", "lipschitz/bound_train_mode")
+# the learning rates are constant unless a schedule moves them
+LR_TAGS = ("lr/g", "lr/d")
+
+# D's Lipschitz bracket on a log10 scale, derived from the two bounds when they are logged:
+# an upper bound 100x the lower one leaves the lower line flat at 0 on a linear axis
+LOG10_LOWER = "lipschitz/bracket_log10_lower"
+LOG10_UPPER = "lipschitz/bracket_log10_upper"
+_LOG10_OF = {"lipschitz/lower": LOG10_LOWER, "lipschitz/upper_operator": LOG10_UPPER}
+
+# Custom Scalars category titles. TensorBoard merges the layouts of all runs in a logdir by
+# category title, in the first run's order, so they never depend on the run.
+CAT_LIPSCHITZ = "Is D's Lipschitz constant under control?"
+CAT_QUALITY = "Generator quality"
+CAT_LAYERS = "D layers: line = σ_matrix (what SN holds at 1), band up to σ_operator"
+CAT_TRAINING = "Training"
+
+# the generator-quality charts and HParams columns come in this order, then the rest
+QUALITY_FIRST = (
+    "metrics/fid",
+    "metrics/recall",
+    "modes/class_coverage",
+    "modes/covered",
+    "metrics/precision",
+    "metrics/coverage",
+    "modes/kl",
+    "modes/class_kl",
+)
+# metrics computed in a feature space: their title names it
+FEATURE_SPACE_TAGS = ("metrics/fid", "metrics/kid", "metrics/fid_inf")
+# HParams: the hyperparameters TensorBoard shows first (it shows five and sorts the ones
+# marked as differing first, then by name); these are what a normalization study varies
+LEAD_HPARAMS = ("d_norm", "g_norm", "loss", "lr_d", "lr_g")
+
+# (display name, description) of the whole-D Lipschitz tags, as the Scalars and HParams tabs
+# show them; the description is the card's (i) text
+_LIPSCHITZ_DOCS = {
+    LOG10_LOWER: (
+        "log10 Lip(D) ≥ (measured)",
+        "log10 of lipschitz/lower: D's largest input-gradient norm or finite-difference "
+        "ratio on real, generated and interpolated samples. Lip(D) is at least this "
+        "(0 is 1, 1 is 10, 2 is 100).",
+    ),
+    LOG10_UPPER: (
+        "log10 Lip(D) ≤ (Π operator norms)",
+        "log10 of lipschitz/upper_operator: the product of the layers' operator norms and "
+        "the other layers' constants. Lip(D) is at most this once power iteration has "
+        "converged (0 is 1, 1 is 10, 2 is 100).",
+    ),
+    "lipschitz/lower": (
+        "Lip(D) ≥ (measured)",
+        "The largest of the lower bounds (input-gradient norms on real, generated and "
+        "interpolated samples; finite-difference ratios): Lip(D) is at least this.",
+    ),
+    "lipschitz/upper_operator": (
+        "Lip(D) ≤ (Π operator norms)",
+        "The product of each layer's operator norm (the map it applies, stride and padding "
+        "included) and the other layers' constants: an upper bound on Lip(D).",
+    ),
+    "lipschitz/upper_matrix": (
+        "σ-product (what SN assumes, not a bound)",
+        "The product of each layer's sigma of its weight reshaped to a matrix: the number "
+        "spectral normalization holds at 1 per layer. Not an upper bound for convolutions "
+        "(a conv applies its kernel at overlapping positions, so its operator norm can be "
+        "larger), so it can sit below the measured lower bound.",
+    ),
+}
+# per-layer tags: sigma/<prefix>/<layer>/<kind> -> description
+_SIGMA_DOCS = {
+    "matrix": "sigma of the layer's weight reshaped to (out, in*kh*kw): the number spectral "
+    "normalization holds at 1.",
+    "operator": "Norm of the linear map the layer applies (stride, padding included): its "
+    "Lipschitz constant, a factor of lipschitz/upper_operator. A conv's can exceed its "
+    "sigma_matrix.",
+    "raw_sigma": "Spectral normalization's divisor: sigma of the weight before SN divides by "
+    "it (torch's running estimate). It grows when the raw weights grow; that is not SN "
+    "failing, the layer's sigma_matrix stays about 1.",
+    "gain_worst": "The normalization layer's worst-case gain max|gamma|/sqrt(eps): what it "
+    "enters the upper bound with in train mode.",
+    "gain_eval": "Eval-mode gain max |gamma|/sqrt(running_var + eps).",
+    "gain_batch": "Gain of the layer's Jacobian at its input on the fixed batch: what it "
+    "amplifies in practice.",
+}
+
+
+@dataclass(frozen=True)
+class DLayer:
+    """One weighted layer of D as the Lipschitz tracker names it (``conv1_3x3``)."""
+
+    name: str
+    dense: bool  # a linear layer: its operator norm is its matrix norm, one series
+    spectral: bool  # spectrally normalized: it logs raw_sigma
+
+
+@dataclass(frozen=True)
+class QualityTag:
+    """One generator-quality tag a run's evaluation logs, with its registered label."""
+
+    tag: str
+    label: str
+    direction: str | None  # "min" / "max": which way is better
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run logs, known before its first step: the Custom Scalars layout and the
+    HParams columns follow from it.
+
+    ``quality`` lists every table tag the configured metrics declare; some appear only for
+    some data (stacked modes for stacked datasets), so the writer charts the declared tags
+    until an evaluation shows which ones are logged.
+    """
+
+    lipschitz: bool = False
+    d_layers: tuple[DLayer, ...] = ()
+    features: str | None = None  # the evaluation's feature space, None without one
+    quality: tuple[QualityTag, ...] = ()
+    text_tags: frozenset[str] = field(default_factory=lambda: frozenset(TEXT_TAGS))
+
+    def title(self, q: QualityTag) -> str:
+        """A quality chart's title: the label, the feature space where the number lives in
+        one, and which way is better."""
+        name = q.label
+        if q.tag in FEATURE_SPACE_TAGS and self.features:
+            name = f"{name} ({self.features} features)"
+        better = {"min": "lower is better", "max": "higher is better"}.get(q.direction or "")
+        return f"{name}, {better}" if better else name
+
+    def metric_columns(self, quality: Sequence[QualityTag]) -> list[tuple[str, str]]:
+        """HParams metric columns (tag, display name): FID, the bracket, recall and coverage
+        first (TensorBoard ticks the first five), then the other scores and the losses.
+
+        FID's column is "FID" alone: TensorBoard takes one run's column list for the whole
+        logdir, and runs may differ in feature space (the ``features`` hyperparameter).
+        """
+        cols: dict[str, str] = {}
+        by_tag = {q.tag: q for q in quality}
+        if "metrics/fid" in by_tag:
+            cols["metrics/fid"] = by_tag["metrics/fid"].label
+        if self.lipschitz:
+            for tag in ("lipschitz/lower", "lipschitz/upper_operator"):
+                cols[tag] = _LIPSCHITZ_DOCS[tag][0]
+        for q in quality:
+            cols.setdefault(q.tag, q.label)
+        if self.lipschitz:
+            cols["lipschitz/upper_matrix"] = _LIPSCHITZ_DOCS["lipschitz/upper_matrix"][0]
+        for tag in ("loss/d", "loss/g", "d/real", "d/fake"):
+            cols[tag] = tag
+        return list(cols.items())
+
+
+def build_plan(D: nn.Module, hooks: Iterable[Any], *, constant_lr: bool) -> Plan:
+    """The :class:`Plan` of a run with discriminator ``D`` and these hooks.
+
+    constant_lr: the learning rates never change (no schedule), so they are text, not curves.
+    """
+    from gansn.lipschitz import layer_names
+    from gansn.lipschitz.operators import WEIGHTED
+    from gansn.lipschitz.sn import spectral_norm_view
+    from gansn.training.hooks import EvalHook, LipschitzHook
+
+    hooks = list(hooks)
+    text = set(TEXT_TAGS) | (set(LR_TAGS) if constant_lr else set())
+    lipschitz = any(isinstance(h, LipschitzHook) for h in hooks)
+    layers: list[DLayer] = []
+    if lipschitz:
+        for path, name in layer_names(D).items():
+            m = D.get_submodule(path)
+            if isinstance(m, WEIGHTED):
+                dense, spectral = isinstance(m, nn.Linear), _spectral(m, spectral_norm_view)
+                layers.append(DLayer(name, dense, spectral))
+    evaluator = next((h.evaluator for h in hooks if isinstance(h, EvalHook)), None)
+    features = getattr(evaluator, "features", None)
+    quality = _quality_tags(evaluator) if evaluator is not None else ()
+    return Plan(lipschitz, tuple(layers), features, quality, frozenset(text))
+
+
+def _spectral(m: nn.Module, view: Any) -> bool:
+    try:
+        return view(m) is not None
+    except Exception:  # torch renamed SN's internals: the tracker logs no raw_sigma then
+        return False
+
+
+def _quality_tags(evaluator: Any) -> tuple[QualityTag, ...]:
+    """The table tags of the evaluator's metrics, in :data:`QUALITY_FIRST` order, then the
+    evaluator's; labels and directions as the metrics registered them."""
+    from gansn.metrics import METRICS
+
+    found: list[QualityTag] = []
+    # an evaluator of another kind (a user's callable) declares nothing: no quality charts
+    for name, opts in getattr(evaluator, "metrics", ()):
+        feats = opts.get("features")
+        for tag, info in getattr(METRICS.get(name), "tags", {}).items():
+            if not info.table:
+                continue
+            if feats and feats != getattr(evaluator, "features", None):
+                # the Evaluator's suffix for a metric run on another feature space
+                tag, label = f"{tag}_{feats}", f"{info.label} ({feats} features)"
+            else:
+                label = info.label
+            if tag not in (q.tag for q in found):
+                found.append(QualityTag(tag, label, info.direction))
+    rank = {t: i for i, t in enumerate(QUALITY_FIRST)}
+    order = sorted(range(len(found)), key=lambda i: (rank.get(found[i].tag, len(rank)), i))
+    return tuple(found[i] for i in order)
+
+
+def _exact(tag: str) -> str:
+    """A Multiline chart's tag regex matching ``tag`` alone (TensorBoard searches, so
+    ``metrics/fid`` unanchored would also draw ``metrics/fid_inf``)."""
+    return f"^{re.escape(tag)}$"
+
+
+def _line(tag: str) -> list:
+    """One quantity: a Margin chart without a band (see :meth:`RunWriter.layout_dict`)."""
+    return ["Margin", [tag, tag, tag]]
+
+
+def _band(line: str, upper: str) -> list:
+    """A line at ``line`` and a band from it up to ``upper``."""
+    return ["Margin", [line, line, upper]]
+
+
+def _as_drawn(charts: dict[str, list]) -> dict[str, list]:
+    """``charts`` (in the order they should appear) in the order to write them.
+
+    TensorBoard (2.x) draws a category's Multiline charts first, in order, then its Margin
+    charts last-written first; so a category lists its Multiline charts before its Margin
+    charts, and the Margin charts are written reversed.
+    """
+    kinds = [spec[0] for spec in charts.values()]
+    if "Margin" in kinds and "Multiline" in kinds[kinds.index("Margin") :]:
+        raise ValueError(f"Multiline charts must come before Margin charts: {list(charts)}")
+    multi = {t: c for t, c in charts.items() if c[0] != "Margin"}
+    margins = [(t, c) for t, c in charts.items() if c[0] == "Margin"]
+    return {**multi, **dict(reversed(margins))}
 
 
 class RunWriter:
     """Thin wrapper over ``SummaryWriter`` that knows gansn's tags.
 
     ``purge_step``: when resuming at step k, events at steps >= k from the interrupted run
-    are hidden, so curves do not double back.
+    are hidden, so curves do not double back.  ``plan``: what the run logs (layout, columns,
+    which tags are text).
     """
 
-    def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
+    def __init__(
+        self, run_dir: str | Path, purge_step: int | None = None, plan: Plan | None = None
+    ) -> None:
         self.w = SummaryWriter(str(run_dir), purge_step=purge_step)
+        self.plan = plan or Plan()
         self._text: dict[str, float] = {}
+        self._described: set[str] = set()
+        self._quality = {q.tag for q in self.plan.quality}
+        self._logged: set[str] = set()  # the plan's quality tags seen logged so far
+
+    # -- scalars ---------------------------------------------------------------------------
 
     def scalars(self, values: dict[str, Any], step: int) -> None:
+        new = False
         for tag, v in values.items():
             if not (isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)):
                 continue
-            if tag in TEXT_TAGS:
-                if self._text.get(tag) != float(v):
-                    self._text[tag] = float(v)
-                    self.w.add_text(tag, f"{tag} = {float(v):g} (from step {step})", step)
+            v = float(v)
+            if tag in self.plan.text_tags:
+                if self._text.get(tag) != v:
+                    self._text[tag] = v
+                    self.w.add_text(tag, f"{tag} = {v:g} (from step {step})", step)
                 continue
-            self.w.add_scalar(tag, float(v), step)
+            self._scalar(tag, v, step)
+            if tag in _LOG10_OF and math.isfinite(v) and v > 0:
+                self._scalar(_LOG10_OF[tag], math.log10(v), step)
+            if tag in self._quality and tag not in self._logged:
+                self._logged.add(tag)
+                new = True
+        if new:
+            # an evaluation has shown which declared tags this data gives: chart only those
+            self.layout(step)
 
-    def layout(self, d_layers: list[str]) -> None:
-        """The Custom Scalars tab: D's Lipschitz bracket in one chart, then one chart per
-        D layer of sigma_matrix (what SN divides by) against sigma_operator (the map the
-        layer applies), and losses / D outputs side by side."""
-        esc = re.escape
-        self.w.add_custom_scalars(
-            {
-                "Lipschitz bracket of D": {
-                    "upper bounds vs measured lower bounds": [
-                        "Multiline",
-                        [
-                            "lipschitz/upper_operator",
-                            "lipschitz/upper_matrix",
-                            "lipschitz/lower",
-                            r"lipschitz/grad_(real|fake|interp)_max",
-                            "lipschitz/fd_ratio",
-                        ],
-                    ]
-                },
-                "D layers: sigma_matrix vs sigma_operator": {
-                    name: [
-                        "Multiline",
-                        [f"sigma/d/{esc(name)}/matrix", f"sigma/d/{esc(name)}/operator"],
-                    ]
-                    for name in d_layers
-                },
-                "Training": {
-                    "losses": ["Multiline", ["loss/d", "loss/g"]],
-                    "D outputs": ["Multiline", ["d/real", "d/fake"]],
-                },
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        # display name and description go with a tag's first event of this writer (TensorBoard
+        # keeps the first metadata it sees per tag)
+        doc = None
+        if tag not in self._described:
+            self._described.add(tag)
+            doc = self.describe(tag)
+        name, description = doc or ("", "")
+        meta = scalar_metadata.create_summary_metadata(display_name=name, description=description)
+        tensor = TensorProto(dtype="DT_FLOAT", float_val=[value], tensor_shape=TensorShapeProto())
+        summary = Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=meta)])
+        self.w._get_file_writer().add_summary(summary, step)
+
+    def describe(self, tag: str) -> tuple[str, str] | None:
+        """(display name, description) TensorBoard shows for ``tag``, None for the tag alone."""
+        if tag in _LIPSCHITZ_DOCS:
+            return _LIPSCHITZ_DOCS[tag]
+        parts = tag.split("/")
+        if len(parts) == 4 and parts[0] == "sigma" and parts[3] in _SIGMA_DOCS:
+            return tag, f"{parts[2]}: {_SIGMA_DOCS[parts[3]]}"
+        if tag in FEATURE_SPACE_TAGS and self.plan.features:
+            q = next((q for q in self.plan.quality if q.tag == tag), None)
+            label = q.label if q else tag
+            return (
+                f"{label} ({self.plan.features} features)",
+                f"{tag}, computed in the {self.plan.features} feature space; numbers from "
+                "different feature spaces or sample counts do not compare.",
+            )
+        return None
+
+    def quality(self) -> list[QualityTag]:
+        """The quality tags to chart: those logged so far, or all declared before any is."""
+        if not self._logged:
+            return list(self.plan.quality)
+        return [q for q in self.plan.quality if q.tag in self._logged]
+
+    # -- Custom Scalars --------------------------------------------------------------------
+
+    def layout(self, step: int = 0, logged: Iterable[str] = ()) -> None:
+        """Write the Custom Scalars layout at ``step``; ``logged``: tags an earlier session
+        of this run logged (its metrics.jsonl keys).  TensorBoard draws the newest layout,
+        so the writer rewrites it once an evaluation shows which quality tags exist."""
+        self._logged |= self._quality & set(logged)
+        self.w._get_file_writer().add_summary(custom_scalars(self.layout_dict()), step)
+
+    def layout_dict(self) -> dict[str, dict[str, list]]:
+        """``{category: {chart title: [kind, tags]}}`` as ``add_custom_scalars`` takes it,
+        each category's charts in the order TensorBoard draws them (see :func:`_as_drawn`).
+
+        TensorBoard colours a chart's series by run, so two quantities of one run are told
+        apart as a line and a band (a Margin chart: value, lower, upper), never as two lines
+        of one colour.  A single quantity is a Margin chart with no band: unlike a Multiline
+        chart it is drawn unsmoothed (TensorBoard's default smoothing, 0.6, drew a run's
+        four FID evaluations away from their values and scaled the first off the top).
+        Multiline (regexes) is kept for charts of many series of one kind.
+        """
+        p = self.plan
+        layout: dict[str, dict[str, list]] = {}
+        if p.lipschitz:
+            layout[CAT_LIPSCHITZ] = {
+                "Lip(D), log10 axis: line = measured lower bound, band up to the "
+                "operator-norm upper bound": _band(LOG10_LOWER, LOG10_UPPER),
+                "σ-product Π σ_matrix (what SN assumes): no bound for convs, so it may "
+                "sit below the lower bound": _line("lipschitz/upper_matrix"),
             }
-        )
+        # present even without evaluation: merged logdirs then keep this category's place
+        layout[CAT_QUALITY] = {p.title(q): _line(q.tag) for q in self.quality()}
+        if p.lipschitz:
+            charts: dict[str, list] = {
+                "lower-bound probes: max gradient norm on real, fake, interpolated; "
+                "finite-difference ratio": [
+                    "Multiline",
+                    [r"^lipschitz/grad_(real|fake|interp)_max$", _exact("lipschitz/fd_ratio")],
+                ],
+            }
+            if any(d.spectral for d in p.d_layers):
+                charts["raw σ of each SN layer (SN's divisor), one line per layer"] = [
+                    "Multiline",
+                    [r"^sigma/d/.*/raw_sigma$"],
+                ]
+            for d in p.d_layers:
+                matrix, operator = f"sigma/d/{d.name}/matrix", f"sigma/d/{d.name}/operator"
+                if not d.dense:
+                    charts[d.name] = _band(matrix, operator)
+                elif not d.spectral:
+                    charts[f"{d.name} (dense: σ_operator = σ_matrix)"] = _line(matrix)
+                # a spectrally normalized dense layer has sigma 1 by construction: its flat
+                # chart would say nothing its raw sigma above does not
+            layout[CAT_LAYERS] = charts
+        layout[CAT_TRAINING] = {
+            "loss/d": _line("loss/d"),
+            "loss/g": _line("loss/g"),
+            "D outputs: line = mean D(fake), band up to mean D(real)": _band("d/fake", "d/real"),
+        }
+        return {cat: _as_drawn(charts) for cat, charts in layout.items()}
+
+    # -- other tabs ------------------------------------------------------------------------
 
     def image(self, tag: str, img: torch.Tensor, step: int) -> None:
         self.w.add_image(tag, img, step)
@@ -81,34 +431,69 @@ class RunWriter:
         self.w.add_text("config", "    " + text.replace("\n", "\n    "), 0)
         self.w.add_text("model_spec", "    " + json.dumps(spec.to_dict(), indent=2), 0)
 
-    def hparams(self, cfg: dict[str, Any], spec: ModelSpec, final: dict[str, float]) -> None:
-        """One HParams-tab entry: the knobs a normalization study varies -> final values."""
+    def hparams(self, cfg: dict[str, Any], spec: ModelSpec, *, finished: bool = True) -> None:
+        """The run's HParams entry: the knobs a normalization study varies -> its metrics.
+
+        The metric columns are scalar tags, so the tab shows their latest values.  A run
+        stopped by a signal (``finished=False``) gets its entry too, without an end record;
+        the resumed run's end adds that.  TensorBoard keeps a run's first entry, so the
+        columns are the plan's (the quality tags logged so far, or all declared ones), not
+        whatever a stop before the first evaluation happens to have.
+        """
         opt = cfg["optim"]
-        hp = {
-            "arch": spec.arch,
-            "g_norm": spec.g_norm["name"],
+        hp: dict[str, Any] = {
             "d_norm": spec.d_norm["name"],
+            "g_norm": spec.g_norm["name"],
             "loss": cfg["loss"]["name"],
-            "dataset": cfg["dataset"]["name"],
-            "lr_g": float(opt["g"]["lr"]),
             "lr_d": float(opt["d"]["lr"]),
+            "lr_g": float(opt["g"]["lr"]),
+            "arch": spec.arch,
+            "dataset": cfg["dataset"]["name"],
             "beta1": float(opt["d"].get("betas", [0, 0])[0]),
             "beta2": float(opt["d"].get("betas", [0, 0])[1]),
             "n_dis": int(cfg["n_dis"]),
             "seed": int(cfg["seed"]),
             "setting": str(cfg.get("setting")),
+            "features": str(self.plan.features),  # the feature space of FID and the rest
         }
-        # the metric tags are existing scalar tags, so the tab shows their last values
-        metrics = {
-            k: float(v)
-            for k, v in final.items()
-            if k.split("/")[0] in ("loss", "d", "metrics", "modes", "lipschitz")
-            and k not in TEXT_TAGS  # flags: text, not a metric column
-        }
-        exp, ssi, sei = hparams(hp, metrics)
+        infos = [_hparam_info(k, v) for k, v in hp.items()]
+        metrics = [
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name)
+            for tag, name in self.plan.metric_columns(self.quality())
+        ]
+        start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+        for k, v in hp.items():
+            if isinstance(v, str):
+                start.hparams[k].string_value = v
+            else:
+                start.hparams[k].number_value = v
+        parts = [
+            (
+                hp_metadata.EXPERIMENT_TAG,
+                {"experiment": api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)},
+            ),
+            (hp_metadata.SESSION_START_INFO_TAG, {"session_start_info": start}),
+        ]
+        if finished:
+            end = plugin_data_pb2.SessionEndInfo(
+                status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time()
+            )
+            parts.append((hp_metadata.SESSION_END_INFO_TAG, {"session_end_info": end}))
         fw = self.w._get_file_writer()
-        for summary in (exp, ssi, sei):
-            fw.add_summary(summary)
+        for tag, data in parts:
+            content = plugin_data_pb2.HParamsPluginData(
+                version=hp_metadata.PLUGIN_DATA_VERSION, **data
+            )
+            meta = SummaryMetadata(
+                plugin_data=SummaryMetadata.PluginData(
+                    plugin_name=hp_metadata.PLUGIN_NAME, content=content.SerializeToString()
+                )
+            )
+            # with an empty tensor, as TensorBoard's own hparams summaries (readers that
+            # list tensors, not only metadata, then see the record)
+            null = TensorProto.FromString(hp_metadata.NULL_TENSOR.SerializeToString())
+            fw.add_summary(Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=null)]))
+        self.w.flush()
 
     def close(self) -> None:
         self.w.close()
@@ -118,6 +503,19 @@ class RunWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_DIFFERS = "differs" in api_pb2.HParamInfo.DESCRIPTOR.fields_by_name
+
+
+def _hparam_info(name: str, value: Any) -> api_pb2.HParamInfo:
+    kind = api_pb2.DATA_TYPE_STRING if isinstance(value, str) else api_pb2.DATA_TYPE_FLOAT64
+    info = api_pb2.HParamInfo(name=name, type=kind)
+    if _DIFFERS and name in LEAD_HPARAMS:
+        # TensorBoard (>= 2.15) sorts hyperparameters marked as differing first, then by
+        # name, and ticks the first five; older versions keep this list's order
+        info.differs = True
+    return info
 
 
 class Silent:

@@ -29,8 +29,6 @@ from gansn import checkpoint as ckpt_io
 from gansn import distributed, schema
 from gansn.data import BatchStream, build_dataset
 from gansn.errors import ConfigError, DataError
-from gansn.lipschitz import layer_names
-from gansn.lipschitz.operators import WEIGHTED
 from gansn.losses import build_loss
 from gansn.nn.archs import ModelSpec, build_discriminator, build_generator
 from gansn.registry import check_options
@@ -38,9 +36,9 @@ from gansn.sampling import save_image, to_grid
 from gansn.threads import apply_threads
 from gansn.training.ema import EMA
 from gansn.training.hooks import Hook, build_hooks
-from gansn.training.logging import MetricsLog
+from gansn.training.logging import MetricsLog, read_jsonl
 from gansn.training.record import NonFiniteLossError, RankRecord, RunRecord
-from gansn.training.tensorboard import RunWriter, Silent
+from gansn.training.tensorboard import Plan, RunWriter, Silent, build_plan
 from gansn.utils import (
     import_modules,
     locate,
@@ -640,18 +638,16 @@ class Trainer:
 
     def _train(self) -> dict[str, float]:
         main = self.rank.is_main
+        plan = self._plan()
         with (
             RunRecord(self) if main else RankRecord(self) as record,
-            RunWriter(self.run_dir, purge_step=self.step or None) if main else Silent() as writer,
+            RunWriter(self.run_dir, self.step or None, plan) if main else Silent() as writer,
         ):
             if main:
                 self.metrics.truncate_after(self.step)
             if self.step == 0:
                 writer.config(self.cfg, self.spec)
-                names = layer_names(self.D)
-                writer.layout(
-                    [n for p, n in names.items() if isinstance(self.D.get_submodule(p), WEIGHTED)]
-                )
+            writer.layout(self.step, self._logged_tags() if main and self.step else ())
             log.info(
                 "run dir %s; training %s G=%s D=%s for %d steps on %s",
                 self.run_dir,
@@ -671,7 +667,12 @@ class Trainer:
                 if self.rank.distributed:
                     out = self._agree(out)
                 self.elapsed += time.perf_counter() - t0
-                _check_finite(out, self.step, self.checkpoint_note)
+                try:
+                    _check_finite(out, self.step, self.checkpoint_note)
+                except NonFiniteLossError:
+                    # a diverged run keeps its HParams entry (no end record: it did not end)
+                    writer.hparams(self.cfg, self.spec, finished=False)
+                    raise
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_sum += 1
@@ -691,6 +692,8 @@ class Trainer:
             if self.stopped_by is not None:
                 record.status = "interrupted"
                 self.save()
+                # the stopped run is listed too; the resumed run's end completes its entry
+                writer.hparams(self.cfg, self.spec, finished=False)
                 log.warning(
                     "stopped by %s at step %d; checkpoint saved to %s; resume with resume=%s",
                     self.stopped_by,
@@ -700,8 +703,19 @@ class Trainer:
                 )
             else:
                 self._periodic(writer, final=True)
-                writer.hparams(self.cfg, self.spec, self._last_values)
+                writer.hparams(self.cfg, self.spec)
         return dict(self._last_values)
+
+    def _plan(self) -> Plan:
+        """What this run logs to TensorBoard (layout, HParams columns, text-only tags)."""
+        constant_lr = self.cfg["optim"].get("lr_decay", "none") != "linear"
+        return build_plan(self.D, self.hooks, constant_lr=constant_lr)
+
+    def _logged_tags(self) -> set[str]:
+        """Every tag an earlier session of this run wrote to metrics.jsonl."""
+        if not self.metrics.path.is_file():
+            return set()
+        return {k for row in read_jsonl(self.metrics.path) for k in row}
 
     def _agree(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One all-reduce per step: the losses averaged over ranks (what one process with

@@ -281,39 +281,6 @@ def test_lipschitz_state_resumes_exactly(tiny_cfg, tmp_path):
     assert last("a") == {**last("b"), "time": last("a")["time"]}
 
 
-def test_tensorboard_layout_bracket_layer_charts_and_text_flags(tiny_cfg, tmp_path):
-    """What a user sees: one bracket chart, one sigma chart per D layer, flags as text."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.custom_scalar import layout_pb2
-
-    cfg, ov = tiny_cfg("steps=2", "lipschitz_every=2", "lipschitz.n_samples=4")
-    build_trainer(cfg, tmp_path / "run", overrides=ov).train()
-    acc = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0})
-    acc.Reload()
-    scalars = set(acc.Tags()["scalars"])
-    assert "lipschitz/upper_operator" in scalars and "lipschitz/lower" in scalars
-    assert "lipschitz/bound_valid" not in scalars and "lipschitz/bound_train_mode" not in scalars
-    assert "lipschitz/bound_valid/text_summary" in acc.Tags()["tensors"]
-    layout = layout_pb2.Layout()
-    layout.ParseFromString(acc.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
-    cats = {c.title: c for c in layout.category}
-    bracket = cats["Lipschitz bracket of D"].chart[0].multiline.tag
-    assert "lipschitz/upper_operator" in bracket and "lipschitz/lower" in bracket
-    charts = [c.title for c in cats["D layers: sigma_matrix vs sigma_operator"].chart]
-    assert charts[0] == "conv1_3x3" and charts[-1] == "linear" and len(charts) == 8
-    # every chart's tags exist as scalars: no empty panels
-    for c in cats["D layers: sigma_matrix vs sigma_operator"].chart:
-        assert {t.replace("\\", "") for t in c.multiline.tag} <= scalars
-    # HParams: the final metrics are columns, the flags are not
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    data = plugin_data_pb2.HParamsPluginData()
-    data.ParseFromString(acc.SummaryMetadata("_hparams_/experiment").plugin_data.content)
-    columns = {m.name.tag for m in data.experiment.metric_infos}
-    assert "lipschitz/upper_operator" in columns and "loss/d" in columns
-    assert not columns & {"lipschitz/bound_valid", "lipschitz/bound_train_mode"}
-
-
 def test_terminal_summary_says_where_things_are_and_what_was_measured(tiny_cfg, tmp_path):
     from gansn.cli.train import run_summary
 
