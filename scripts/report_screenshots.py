@@ -26,16 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _chromium import FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--hide-scrollbars",
-]
 # Run in the page after layout: the page's width and, per table, its width beside the width
 # its container gives it.  The result is written into the DOM, which --dump-dom prints.
 PROBE = """<script>

@@ -40,16 +40,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _chromium import FLAGS as CHROMIUM_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--hide-scrollbars",
-]
 
 
 def runs_to_train(steps: int) -> dict[str, list[str]]:
