@@ -53,23 +53,15 @@ class Trainer:
             run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, writes=run.rank.is_main)
         )
         self.run_dir = self.files.path
-        self.cfg, self.overrides, self.spec, self.dataset = (
-            run.cfg,
-            run.overrides,
-            run.spec,
-            run.dataset,
-        )
-        self.rank, self.device, self.threads = run.rank, run.device, run.threads
+        self.cfg, self.overrides, self.spec = run.cfg, run.overrides, run.spec
+        self.dataset, self.threads = run.dataset, run.threads
+        self.rank, self.device = run.rank, run.device
         self.G, self.D, self.loss, self.ema = run.G, run.D, run.loss, run.ema
         # what the training steps call: DDP and/or torch.compile wrappers of G and D, while
         # self.G/self.D stay the plain modules that checkpoints, EMA and hooks see
         self.G_step, self.D_step, self.D_penalty = run.G_step, run.D_step, run.D_penalty
-        self.opt_g, self.opt_d, self.sched_g, self.sched_d = (
-            run.opt_g,
-            run.opt_d,
-            run.sched_g,
-            run.sched_d,
-        )
+        self.opt_g, self.opt_d = run.opt_g, run.opt_d
+        self.sched_g, self.sched_d = run.sched_g, run.sched_d
         self.amp, self.scaler_g, self.scaler_d = run.precision, run.scaler_g, run.scaler_d
         self.stream, self.channels_last = run.batches, run.channels_last
         self.schedule = s = run.schedule
