@@ -18,7 +18,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -28,6 +28,9 @@ from gansn.cli import sweep
 from gansn.cli.overrides import check_command_line, hydra_error_line
 from gansn.config import compose, config_dir, to_plain
 from gansn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gansn.distributed import Rank
 
 log = logging.getLogger("gansn.train")
 
@@ -43,7 +46,7 @@ def run(
     parallel_jobs: int | None = None,
     *,
     explicit_dir: bool = False,
-    rank: Any = None,
+    rank: Rank | None = None,
 ) -> float | None:
     """Resolve resume, build the run (all validation), then open the run dir, write and train.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -49,7 +50,8 @@ class RunDir:
     """``with RunDir(path) as run_dir:`` -- the lock held, ``train.log`` attached.
 
     Created lazily: nothing exists on disk before :meth:`open`, so a refused run leaves no
-    trace.  Reading (``last``, ``logged_tags``, ``checkpoint_note``) works unopened.
+    trace.  Reading (``last``, ``logged_tags``) works unopened.  ``writes=False``: a view
+    for ranks other than 0 under torchrun, whose writes do nothing (rank 0 writes).
     """
 
     def __init__(self, path: str | Path, *, writes: bool = True) -> None:
@@ -208,8 +210,6 @@ class RunDir:
 
 def check_writable(run_dir: Path) -> None:
     """Fail early (a ``ConfigError``) when ``run_dir`` cannot be created or written."""
-    import os
-
     probe = run_dir
     while not probe.exists():
         if probe.parent == probe:
