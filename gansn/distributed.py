@@ -169,7 +169,7 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 def broadcast_buffers(module: torch.nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm running statistics, SN's u and v).
 
-    DDP runs without buffer sync at forward (see :mod:`gansn.training.trainer`), so a
+    DDP runs without buffer sync at forward (see :mod:`gansn.training.build`), so a
     BatchNorm's running statistics drift apart on ranks that see different data; before
     ranks sample together for an evaluation they take rank 0's, the ones its checkpoint
     holds.

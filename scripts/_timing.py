@@ -37,6 +37,6 @@ def per_step(trainer: Trainer, n: int) -> tuple[float, float]:
 def hook_seconds(trainer: Trainer, hook) -> float:
     """Seconds of one call of ``hook`` on ``trainer`` at its current step, as the loop runs it."""
     t0 = time.perf_counter()
-    with trainer._isolated():
+    with trainer.isolated():
         hook(trainer, trainer.step)
     return time.perf_counter() - t0

@@ -32,7 +32,7 @@ from gansn.data import BatchStream, build_dataset
 from gansn.errors import ConfigError
 from gansn.metrics.sources import FolderSource, as_source
 from gansn.schema import TRAIN, problems
-from gansn.training.trainer import validate_config
+from gansn.training.build import validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from gansn.config import compose, config_dir, to_plain
 from gansn.losses import LOSSES, build_loss
 from gansn.nn import ARCHS, NORMS, build_models, build_norm
-from gansn.training.trainer import build_optimizer, model_spec, validate_config
+from gansn.training.build import build_optimizer, model_spec, validate_config
 
 CONF = config_dir()
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and any(p.glob("*.yaml")))

@@ -169,7 +169,7 @@ def test_reregistering_a_name_raises_unless_override(plugin):
 
 def test_plugin_norm_selected_from_a_yaml_on_the_search_path(plugin):
     from gansn.config import compose, to_plain
-    from gansn.training.trainer import model_spec
+    from gansn.training.build import model_spec
 
     cfg = to_plain(
         compose(

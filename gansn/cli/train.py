@@ -14,12 +14,11 @@ only the app can find (a resume's composition, a missing dataset) is refused ins
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -29,6 +28,9 @@ from gansn.cli import sweep
 from gansn.cli.overrides import check_command_line, hydra_error_line
 from gansn.config import compose, config_dir, to_plain
 from gansn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gansn.distributed import Rank
 
 log = logging.getLogger("gansn.train")
 
@@ -44,26 +46,32 @@ def run(
     parallel_jobs: int | None = None,
     *,
     explicit_dir: bool = False,
-) -> dict[str, float]:
-    """Resolve resume, build the trainer (all validation), then lock, write and train.
+    rank: Rank | None = None,
+) -> float | None:
+    """Resolve resume, build the run (all validation), then open the run dir, write and train.
 
     ``parallel_jobs``: the runs a launcher runs side by side, which share the CPU's cores.
     ``explicit_dir``: ``run_dir`` was asked for (``hydra.run.dir``); with ``resume=X`` and
     another dir than X's own, the run branches: it continues from X's checkpoint in
     ``run_dir`` (X's history copied in) and X is left as it is, as Lightning's ``ckpt_path``.
+    ``rank``: this process's :class:`~gansn.distributed.Rank` once it joined the process
+    group (None: the run joins it).
+    Returns what a Hydra sweeper optimises (:func:`objective`), None for a run with
+    nothing to do.
     """
     # imported here: torch and the models load only once a run starts, so --help and
     # --cfg answer at once
     from gansn.checkpoint import find_checkpoint, load_checkpoint
-    from gansn.training import RunIOError, RunLock, build_trainer
+    from gansn.training import RunDir, RunIOError, Trainer, build_run
 
     branch_from: Path | None = None
+    resume = None
     if cfg.get("resume"):
         ckpt_path = find_checkpoint(cfg.resume)
-        saved = load_checkpoint(ckpt_path)
+        resume = load_checkpoint(ckpt_path, resume=True)  # the one load: the run resumes it
         # the run's own overrides first, today's on top: `resume=... steps=5000` extends it
         today = [o for o in overrides if not o.startswith("resume=")]
-        overrides = list(saved.get("overrides", [])) + today
+        overrides = list(resume.get("overrides", [])) + today
         cfg = _compose([*overrides, f"resume={ckpt_path}"])
         source = ckpt_path.parent.parent
         if explicit_dir and run_dir.resolve() != source.resolve():
@@ -72,13 +80,17 @@ def run(
         else:
             run_dir = source
     plain = _plain(cfg, overrides)
-    trainer = build_trainer(
+    built = build_run(
         plain,
         run_dir,
         overrides=overrides,
-        resume=plain.get("resume"),
+        resume=resume,
+        rank=rank,
         parallel_jobs=parallel_jobs,
     )
+    # under torchrun rank 0 alone writes the run dir
+    files = RunDir(run_dir, writes=built.rank.is_main)
+    trainer = Trainer(built, files)
     if trainer.done:
         # re-running a finished run (a repeated command, a re-submitted sweep) is not an
         # error, and must not rewrite its config, samples or checkpoint
@@ -88,15 +100,13 @@ def run(
             trainer.step,
             trainer.steps,
         )
-        return {}
-    main = trainer.rank.is_main  # under torchrun rank 0 alone writes the run dir
+        return None
     # the lock before the first write: a second command into a running run changes nothing
-    with RunLock(run_dir) if main else contextlib.nullcontext():
+    with files:
         try:
-            if main:
-                if branch_from is not None:
-                    _copy_history(branch_from, run_dir, trainer.step)
-                _write_hydra_files(cfg, run_dir, overrides)
+            if branch_from is not None:
+                files.copy_history(branch_from, trainer.step)
+            write_config_files(files, cfg, overrides)
         except OSError as err:
             raise RunIOError(
                 f"cannot write {err.filename or run_dir}: {err.strerror or err}; nothing was "
@@ -107,7 +117,7 @@ def run(
         # the run saved itself; exiting (rather than returning) also stops a -m sweep
         sys.exit(128 + signal.Signals[trainer.stopped_by].value)
     log.info("%s", run_summary(trainer, run_dir))
-    return final
+    return objective(trainer, final)
 
 
 # what a run dir holds once a run has written into it
@@ -125,25 +135,16 @@ def _check_branch_dir(run_dir: Path, ckpt_path: Path) -> None:
         )
 
 
-def _copy_history(source: Path, run_dir: Path, step: int) -> None:
-    """Give a branch its parent's history up to ``step``: metrics.jsonl and the TensorBoard
-    event files (the trainer cuts both at ``step`` as a resume in place does).  Checkpoints,
-    samples and logs are not copied; the source run dir is only read."""
-    import shutil
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for f in [source / "metrics.jsonl", *sorted(source.glob("events.out.tfevents.*"))]:
-        if f.is_file():
-            shutil.copy2(f, run_dir / f.name)
-    log.info(
-        "branching %s at G step %d into %s; %s is left as it is", source, step, run_dir, source
-    )
+def objective(trainer: Any, final: dict[str, float]) -> float | None:
+    """What a Hydra sweeper optimises: the first hook's objective (the evaluation's kept
+    metric, FID by default), else G's last loss."""
+    found = (h.objective(final) for h in trainer.hooks)
+    return next((v for v in found if v is not None), final.get("loss/g"))
 
 
 def run_summary(trainer: Any, run_dir: Path) -> str:
     """What a finished run left and measured, for the terminal: where the grid, checkpoint
     and logs are, the final metrics, D's Lipschitz bracket, and the TensorBoard command."""
-    from gansn.metrics.core import metric_tags
 
     v = trainer.last_values
     minutes, seconds = divmod(round(trainer.elapsed), 60)
@@ -153,19 +154,8 @@ def run_summary(trainer: Any, run_dir: Path) -> str:
         f"  checkpoint   {run_dir / 'checkpoints' / 'last.pt'}",
         f"  logs         {run_dir / 'train.log'}, {run_dir / 'metrics.jsonl'}",
     ]
-    features = next((h.evaluator.features for h in trainer.hooks if hasattr(h, "evaluator")), None)
-    shown = [
-        f"{info.label} {v[tag]:.4g}"
-        for tag, info in metric_tags().items()
-        if info.table and tag in v
-    ]
-    if shown:
-        lines.append(f"  metrics      ({features} features) " + ", ".join(shown))
-    if "lipschitz/upper_operator" in v and "lipschitz/lower" in v:
-        lines.append(
-            f"  Lipschitz    D: measured {v['lipschitz/lower']:.3g} <= Lip(D) <= "
-            f"{v['lipschitz/upper_operator']:.3g} (product of operator norms)"
-        )
+    for hook in trainer.hooks:  # what each measured, in its own words
+        lines += hook.summary(v)
     # Custom Scalars is the tab gansn lays out: the Lipschitz bracket and generator quality
     lines.append(
         f"  TensorBoard  tensorboard --logdir {run_dir}, then http://localhost:6006/#custom_scalars"
@@ -194,18 +184,13 @@ def _plain(cfg: DictConfig, overrides: list[str]) -> dict[str, object]:
         raise ConfigError(hydra_error_line(err, overrides)) from None
 
 
-def _write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:
-    """What Hydra's output_subdir would hold, written only once the config is valid.
-
-    Atomically: a resumed run rewrites them, and a full disk must not leave them torn.
-    """
-    from gansn.utils import atomic_write  # with torch, as in run()
-
-    hydra_dir = run_dir / ".hydra"
-    atomic_write(hydra_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp))
-    ov = OmegaConf.create(list(overrides))
-    atomic_write(hydra_dir / "overrides.yaml", lambda tmp: OmegaConf.save(ov, tmp))
-    atomic_write(run_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+def write_config_files(files: Any, cfg: DictConfig, overrides: list[str]) -> None:
+    """What Hydra's output_subdir would hold, written only once the config is valid, through
+    the run's :class:`~gansn.training.rundir.RunDir` (atomically: a resumed run rewrites
+    them, and a full disk must not leave them torn)."""
+    files.write_text(".hydra/config.yaml", OmegaConf.to_yaml(cfg))
+    files.write_text(".hydra/overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    files.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
@@ -226,8 +211,13 @@ def _app(cfg: DictConfig) -> float | None:
         explicit = hc.mode.name == "RUN" and any(
             o.startswith("hydra.run.dir=") for o in hc.overrides.hydra
         )
-        final = run(
-            cfg, run_dir, list(hc.overrides.task), _parallel_jobs(hc), explicit_dir=explicit
+        score = run(
+            cfg,
+            run_dir,
+            list(hc.overrides.task),
+            _parallel_jobs(hc),
+            explicit_dir=explicit,
+            rank=rank,
         )
     except ConfigError as err:
         _fail(err, EXIT_BAD_INPUT)
@@ -243,7 +233,7 @@ def _app(cfg: DictConfig) -> float | None:
         distributed.teardown()
         sweep.job_finished()
     # a sweeper optimising something gets the main metric back
-    return final.get("metrics/fid", final.get("loss/g"))
+    return score
 
 
 def _parallel_jobs(hc: Any) -> int | None:

@@ -34,7 +34,7 @@ from gansn.cli.train import (
     EXIT_IO_ERROR,
     _compose,
     _plain,
-    _write_hydra_files,
+    write_config_files,
 )
 from gansn.errors import ConfigError
 
@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _train(seeds: list[int], parent: Path, overrides: list[str]) -> dict[int, Any]:
     # imported here: torch loads only once a run starts, as in gansn-train
-    from gansn.training import RunLock
     from gansn.training.multiseed import build_seeds, train_seeds
 
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
@@ -94,8 +93,8 @@ def _train(seeds: list[int], parent: Path, overrides: list[str]) -> dict[int, An
 
     def run(trainer: Any) -> dict[str, float]:
         cfg, ov = files[id(trainer)]
-        with RunLock(trainer.run_dir):
-            _write_hydra_files(cfg, trainer.run_dir, ov)
+        with trainer.files:  # the run dir opened once, around its config files and training
+            write_config_files(trainer.files, cfg, ov)
             return trainer.train()
 
     log.info("training seeds %s stacked in one process into %s/s<seed>", seeds, parent)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from gansn.checkpoint import BEST
 from gansn.data import build_dataset
 from gansn.lipschitz import LipschitzTracker
 from gansn.sampling import reestimate_batch_norm
@@ -23,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class HookHost(Protocol):
-    """What a hook may read from the loop that calls it."""
+    """What a hook may read from the loop that calls it, and ask of it."""
 
     G: nn.Module
     device: torch.device
@@ -33,13 +38,20 @@ class HookHost(Protocol):
         """The generator to evaluate: the EMA copy when the run keeps one, else G."""
         ...
 
+    def save(self, name: str) -> Path:
+        """Save the run's checkpoint as ``checkpoints/<name>``."""
+        ...
+
 
 class Hook:
     """Something the trainer runs every ``every`` G steps (and once at the end).
 
     ``__call__(host, step)`` returns TensorBoard-tag -> float values, which the trainer logs
-    and appends to ``metrics.jsonl``; ``state_dict``/``load_state_dict`` carry whatever must
-    survive a resume (saved in the checkpoint under the hook's ``name``).
+    and appends to ``metrics.jsonl``; ``after(host, step, values)`` then runs outside the
+    isolation (where a hook may save a checkpoint); ``state_dict``/``load_state_dict``
+    carry whatever must survive a resume (saved in the checkpoint under the hook's
+    ``name``).  ``summary`` and ``objective`` are what the command line asks of a hook at
+    the end of a run.
     """
 
     every: int = 0
@@ -47,15 +59,31 @@ class Hook:
     # under torchrun: True runs the hook on every rank (it uses collectives, as evaluation
     # does); False runs it on rank 0 only while the other ranks train on
     collective: bool = False
+    # the tag a hook keeps ``best.pt`` by (None: it keeps none), and {"tag", "value",
+    # "step"} of the best value so far: the checkpoint's ``best`` entry
+    best_tag: str | None = None
+    best: Mapping[str, Any] = MappingProxyType({})
 
     def __call__(self, host: HookHost, step: int) -> dict[str, Any]:
         raise NotImplementedError
+
+    def after(self, host: HookHost, step: int, values: dict[str, Any]) -> None:
+        """Act on this call's ``values`` once training state is restored (save a checkpoint)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+    def summary(self, values: dict[str, float]) -> list[str]:
+        """Lines of the run's terminal summary about what this hook measured (``values``:
+        the last value of every tag), e.g. ``"  metrics      FID 12.3"``."""
+        return []
+
+    def objective(self, values: dict[str, float]) -> float | None:
+        """The number a Hydra sweeper optimises, when this hook measures it."""
+        return None
 
 
 def fixed_real_batch(dataset: Any, n: int, seed: int) -> torch.Tensor:
@@ -94,6 +122,14 @@ class LipschitzHook(Hook):
         self.tracker = LipschitzTracker(D, shape, n_iter=n_iter, seed=seed, **options)
         self.real, self.z = real, z
 
+    def summary(self, values: dict[str, float]) -> list[str]:
+        if "lipschitz/upper_operator" not in values or "lipschitz/lower" not in values:
+            return []
+        return [
+            f"  Lipschitz    D: measured {values['lipschitz/lower']:.3g} <= Lip(D) <= "
+            f"{values['lipschitz/upper_operator']:.3g} (product of operator norms)"
+        ]
+
     def __call__(self, host: HookHost, step: int) -> dict[str, float]:
         G = host.G
         G.eval()
@@ -111,7 +147,8 @@ class LipschitzHook(Hook):
 
 
 class EvalHook(Hook):
-    """Evaluation metrics (``metrics/...``, ``modes/...``) of the sampling generator.
+    """Evaluation metrics (``metrics/...``, ``modes/...``) of the sampling generator, and
+    ``best.pt``, the checkpoint of the best ``best_tag`` so far (None: no ``best.pt``).
 
     Samples come from the EMA generator when the run keeps one.  Real features (and a
     trained classifier) are computed on the first call and reused.
@@ -121,10 +158,49 @@ class EvalHook(Hook):
     collective = True  # every rank generates and extracts its share of the fake samples
 
     def __init__(
-        self, evaluator: Any, every: int, bn_updates: int = 0, bn_batch: int = 100, seed: int = 0
+        self,
+        evaluator: Any,
+        every: int,
+        bn_updates: int = 0,
+        bn_batch: int = 100,
+        seed: int = 0,
+        best_tag: str | None = None,
     ) -> None:
         self.evaluator, self.every = evaluator, every
         self.bn_updates, self.bn_batch, self.seed = bn_updates, bn_batch, seed
+        self.best_tag = best_tag
+        self.best: dict[str, Any] = {}
+
+    def after(self, host: HookHost, step: int, values: dict[str, Any]) -> None:
+        tag = self.best_tag
+        if not tag or tag not in values:
+            return
+        from gansn.metrics.core import metric_mode  # loaded already: the evaluator's package
+
+        higher = metric_mode(tag) == "max"
+        v = float(values[tag])
+        old = self.best.get("value")
+        if math.isfinite(v) and (old is None or (v > old if higher else v < old)):
+            self.best = {"tag": tag, "value": v, "step": step}
+            host.save(BEST)
+            log.info("new best %s = %.4f at step %d", tag, v, step)
+
+    def summary(self, values: dict[str, float]) -> list[str]:
+        from gansn.metrics.core import metric_tags
+
+        shown = [
+            f"{info.label} {values[tag]:.4g}"
+            for tag, info in metric_tags().items()
+            if info.table and tag in values
+        ]
+        if not shown:
+            return []
+        features = getattr(self.evaluator, "features", None)
+        return [f"  metrics      ({features} features) " + ", ".join(shown)]
+
+    def objective(self, values: dict[str, float]) -> float | None:
+        tag = self.best_tag or "metrics/fid"
+        return values.get(tag)
 
     def __call__(self, host: HookHost, step: int) -> dict[str, Any]:
         G = host.sampler
@@ -181,6 +257,7 @@ def build_hooks(
                 bn_updates=int(metrics_cfg.get("bn_updates") or 0),  # absent in pre-0.2 configs
                 bn_batch=int(cfg["batch_size"]),
                 seed=seed,
+                best_tag=metrics_cfg.get("best"),
             )
         )
     return hooks

@@ -30,11 +30,6 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
 _NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
-# run dir (resolved) -> [fd, depth]: the CLI holds the lock around writing .hydra/ and
-# training, and the trainer's record takes it again; a second flock from the same process
-# would conflict with its own first one
-_HELD: dict[str, list[int]] = {}
-
 
 class RunDirLocked(ConfigError):
     """Another live process writes the run dir (a refusal of bad input: exit code 2)."""
@@ -43,20 +38,19 @@ class RunDirLocked(ConfigError):
 class RunLock:
     """``with RunLock(run_dir):`` -- exclusive writer of ``run_dir`` (created if needed).
 
-    Raises :class:`RunDirLocked`, naming the holder, while another process holds it.
-    Re-entrant within one process.
+    Raises :class:`RunDirLocked`, naming the holder, while another process (or another
+    ``RunLock`` of this one) holds it.  Taken once per run, by its
+    :class:`~gansn.training.rundir.RunDir`.
     """
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
-        self._key = os.path.realpath(self.run_dir)
+        self._fd: int | None = None
 
     def acquire(self) -> None:
-        held = _HELD.get(self._key)
-        if held is not None:
-            held[1] += 1
-            return
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is held already by this RunLock")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd, previous = self._lock_file()
         try:
@@ -82,7 +76,7 @@ class RunLock:
         except BaseException:
             os.close(fd)  # closing drops the flock; the file stays for its owner
             raise
-        _HELD[self._key] = [fd, 1]
+        self._fd = fd
 
     def _lock_file(self) -> tuple[int, dict[str, Any] | None]:
         """Open and flock the lock file -> (fd, the previous holder's record or None)."""
@@ -118,18 +112,14 @@ class RunLock:
         )
 
     def release(self) -> None:
-        held = _HELD.get(self._key)
-        if held is None:
+        fd, self._fd = self._fd, None
+        if fd is None:
             return
-        held[1] -= 1
-        if held[1] > 0:
-            return
-        del _HELD[self._key]
         # unlink while still holding the flock, so no one locks the file being removed
         try:
             self.path.unlink(missing_ok=True)
         finally:
-            os.close(held[0])
+            os.close(fd)
 
     def __enter__(self) -> RunLock:
         self.acquire()

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from gansn.errors import ConfigError
+from gansn.training.build import build_trainer
 from gansn.training.stacked import StackedStep, check_supported, generator_from_global
-from gansn.training.trainer import Trainer, build_trainer
+from gansn.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,11 @@ class _Coordinator:
 def _reads_models(t: Trainer) -> bool:
     """Whether ``t``'s loop reads its models or optimizers after the step it just took:
     the periodic work of ``Trainer._periodic`` (hooks, samples, checkpoints) and the end."""
-    n, cfg = t.step, t.cfg
+    n, s = t.step, t.schedule
     if n >= t.steps or t.stopped_by is not None:
         return True
     every = [h.every for h in t.hooks]
-    every += [int(cfg.get(k, 0) or 0) for k in ("sample_every", "ckpt_every", "keep_every")]
+    every += [s.sample_every, s.ckpt_every, s.keep_every]
     return any(e > 0 and n % e == 0 for e in every)
 
 

@@ -1,8 +1,9 @@
-"""The bookkeeping around one training run, kept out of the loop itself.
+"""The bookkeeping around one training session, kept out of the loop itself.
 
-:class:`RunRecord` is a context manager that owns what a run records about itself:
-the run dir's lock, ``status.json`` (running, then completed / interrupted / failed with
-the error), the run's file log ``train.log``, SIGINT/SIGTERM handling, and the progress bar.
+:class:`RunRecord` is a context manager around the loop: ``status.json`` (running, then
+completed / interrupted / failed with the error, written through the
+:class:`~gansn.training.rundir.RunDir`), SIGINT/SIGTERM handling, and the progress bar.
+The run dir's lock and ``train.log`` belong to the RunDir.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from gansn.errors import ConfigError
-from gansn.training.lock import RunLock
-from gansn.training.logging import write_status
-from gansn.utils import remove_temp_files
+from gansn.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -46,62 +44,57 @@ STATUS_EVERY_S = 60.0
 
 
 class Recorded(Protocol):
-    """What the record reads from (and, for a signal, writes into) the trainer."""
+    """What the record reads from the trainer; a signal reaches it by ``request_stop``."""
 
-    run_dir: Path
     step: int
     steps: int
     elapsed: float
-    stopped_by: str | None
+
+    @property
+    def saved_step(self) -> int | None:
+        """The step ``checkpoints/last.pt`` holds, as far as the run knows."""
+        ...
 
     def checkpoint_note(self) -> str:
         """Which checkpoint a stopped run leaves, in words (for its last message)."""
         ...
 
+    def request_stop(self, signal_name: str) -> bool:
+        """Ask the loop to stop after this step; False once a stop was requested already."""
+        ...
+
 
 class RunRecord:
-    """``with RunRecord(trainer) as record:`` around a run's loop.
+    """``with RunRecord(trainer, run_dir) as record:`` around a run's loop, ``run_dir`` an
+    open :class:`~gansn.training.rundir.RunDir`.
 
-    On entry: the run dir and its lock (:class:`~gansn.training.lock.RunLock`; another live
-    writer is refused), temp files of a killed save swept, ``train.log`` attached to the
-    root logger, ``status.json`` set to running, signal handlers installed (first
-    SIGINT/SIGTERM sets ``trainer.stopped_by`` so the loop finishes its step and saves; a
+    On entry: ``status.json`` set to running, signal handlers installed (the first
+    SIGINT/SIGTERM asks the trainer to stop, so the loop finishes its step and saves; a
     second SIGINT aborts), a progress bar.
     On exit: ``status.json`` says ``record.status`` (completed, or interrupted once the
     loop stopped on a signal) or failed with the error, which propagates; an ``OSError``
-    (full disk, ...) while writing becomes one :class:`RunIOError`; everything installed is
-    removed again and the lock released.
+    (full disk, ...) while writing becomes one :class:`RunIOError`; the handlers are
+    removed again.
     """
 
-    def __init__(self, trainer: Recorded) -> None:
-        self.trainer = trainer
+    def __init__(self, trainer: Recorded, run_dir: RunDir) -> None:
+        self.trainer, self.run_dir = trainer, run_dir
         self.status = "completed"
         self._old_handlers: dict[int, Any] = {}
-        self._file_log: _RunLogHandler | None = None
-        self._lock = RunLock(trainer.run_dir)
         self.pbar: Any = None
         self._status_at = 0.0
         self._status_checkpoint: int | None = None
 
     def __enter__(self) -> RunRecord:
         t = self.trainer
-        self._lock.acquire()
         try:
-            removed = remove_temp_files(t.run_dir)
-            self._file_log = _attach_file_log(t.run_dir / "train.log")
-            if removed:
-                log.warning(
-                    "removed %d temp file(s) of an interrupted save: %s",
-                    len(removed),
-                    ", ".join(str(p.relative_to(t.run_dir)) for p in removed),
-                )
             self._write("running", None)
             self._install_signal_handlers()
         except BaseException as err:
             try:
                 self._finish(err)
             finally:
-                self._teardown()
+                self._restore_signal_handlers()
             raise
         self.pbar = tqdm(
             total=t.steps,
@@ -115,12 +108,12 @@ class RunRecord:
 
     def advance(self, postfix: dict[str, str] | None = None) -> None:
         """One G step done; ``postfix`` refreshes the bar's loss/speed readout."""
-        if self._file_log is not None and self._file_log.error is not None:
-            raise self._file_log.error  # train.log could not be written: stop here
+        if self.run_dir.log_error is not None:
+            raise self.run_dir.log_error  # train.log could not be written: stop here
         self.pbar.update(1)
         if postfix:
             self.pbar.set_postfix(postfix)
-        saved = getattr(self.trainer, "_saved_step", None)
+        saved = self.trainer.saved_step
         if saved != self._status_checkpoint or time.monotonic() - self._status_at >= STATUS_EVERY_S:
             self._write("running", None)
 
@@ -138,12 +131,12 @@ class RunRecord:
         try:
             self._finish(exc)
         finally:
-            self._teardown()
+            self._restore_signal_handlers()
 
     def _finish(self, exc: BaseException | None) -> None:
         """Write the final status; a write failure becomes :class:`RunIOError`."""
-        if exc is None and self._file_log is not None:
-            exc = self._file_log.error
+        if exc is None:
+            exc = self.run_dir.log_error
         if exc is None:
             try:
                 self._write(self.status, None)
@@ -170,27 +163,16 @@ class RunRecord:
 
     def _record_failure(self, message: str) -> None:
         """status.json failed and the reason in train.log, as far as the disk still allows."""
-        if self._file_log is not None and self._file_log.error is None:
-            self._file_log.handle(
-                log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
-            )
+        self.run_dir.log_failure(message, log)
         # the disk that failed the run may refuse this too; the exception still says it all
         with contextlib.suppress(OSError):
             self._write("failed", message)
 
-    def _teardown(self) -> None:
-        self._restore_signal_handlers()
-        if self._file_log is not None:
-            logging.getLogger().removeHandler(self._file_log)
-            self._file_log.close()
-        self._lock.release()
-
     def _write(self, status: str, error: str | None) -> None:
         t = self.trainer
         self._status_at = time.monotonic()
-        self._status_checkpoint = getattr(t, "_saved_step", None)  # the last saved step
-        write_status(
-            t.run_dir,
+        self._status_checkpoint = t.saved_step  # the last saved step
+        self.run_dir.write_status(
             status=status,
             step=t.step,
             error=error,
@@ -211,43 +193,17 @@ class RunRecord:
 
         def handler(signum: int, frame: Any) -> None:
             name = signal.Signals(signum).name
-            if trainer.stopped_by is not None and signum == signal.SIGINT:
+            if not trainer.request_stop(name) and signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            trainer.stopped_by = name
             log.warning("%s received: stopping after this step (Ctrl-C again to abort)", name)
 
         self._old_handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
-class _RunLogHandler(logging.FileHandler):
-    """``train.log``: a failed write is kept for the record to stop the run on.
-
-    logging's default prints a traceback to stderr for every failed record and carries on,
-    so a full disk would scroll tracebacks while the run goes on unrecorded.
-    """
-
-    error: OSError | None = None
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        err = sys.exc_info()[1]
-        if self.error is None and isinstance(err, OSError):
-            self.error = err
-        elif not isinstance(err, OSError):
-            super().handleError(record)
-
-
-def _attach_file_log(path: Path) -> _RunLogHandler:
-    handler = _RunLogHandler(path)
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
-    handler.setLevel(logging.INFO)
-    logging.getLogger().addHandler(handler)
-    return handler
-
-
 class RankRecord(RunRecord):
     """What a rank other than 0 keeps of the record under torchrun: the signal handlers,
     so that a stop request reaches the loop on this rank too.  Rank 0's
-    :class:`RunRecord` owns the run dir (lock, status, log, progress bar)."""
+    :class:`RunRecord` writes the status and shows the progress bar."""
 
     def __enter__(self) -> RankRecord:
         self._install_signal_handlers()

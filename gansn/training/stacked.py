@@ -25,7 +25,7 @@ from torch.nn.utils import parametrize
 
 from gansn.errors import ConfigError
 from gansn.nn.layers import Maxout
-from gansn.training.trainer import build_optimizer
+from gansn.training.build import build_optimizer
 
 # optimizers whose update is elementwise given its hyperparameters: on stacked tensors
 # they are one independent optimizer per seed (a per-tensor norm, as LAMB's, would not be)

@@ -512,7 +512,7 @@ def test_cli_measures_the_lower_bounds_the_run_logged(tmp_path, capsys):
     from gansn.cli.lipschitz import main
     from gansn.config import compose, to_plain
     from gansn.training import train
-    from gansn.training.logging import read_jsonl
+    from gansn.training.rundir import read_jsonl
 
     cfg = to_plain(
         compose(

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from gansn.checkpoint import load_checkpoint
-from gansn.training.logging import read_jsonl
+from gansn.training.rundir import read_jsonl
 
 pytestmark = pytest.mark.slow
 

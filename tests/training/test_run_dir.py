@@ -26,13 +26,15 @@ from gansn.config import compose, to_plain
 from gansn.errors import ConfigError
 from gansn.training import (
     NonFiniteLossError,
+    RunDir,
     RunDirLocked,
     RunIOError,
     RunLock,
+    Trainer,
+    build_run,
     build_trainer,
 )
-from gansn.training.logging import MetricsLog
-from gansn.training.record import _RunLogHandler
+from gansn.training.rundir import _RunLogHandler
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -175,12 +177,24 @@ def test_a_lock_from_another_host_is_not_taken_over(tiny_cfg, run):
     assert snapshot(run) == before
 
 
-def test_the_lock_is_reentrant_and_released(run):
-    lock = RunLock(run)
-    with lock, RunLock(run):  # the CLI holds it, then the trainer's record takes it again
+def test_the_lock_is_taken_once_and_released(run):
+    with RunLock(run):  # the run's RunDir takes it once; nothing takes it a second time
         held = json.loads((run / ".lock").read_text())
         assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+        with pytest.raises(RunDirLocked, match=f"in use by pid {os.getpid()}"):
+            RunLock(run).acquire()
     assert not (run / ".lock").exists()
+
+
+def test_a_trainer_writes_through_the_run_dir_its_caller_opened(tiny_cfg, run):
+    cfg, ov = tiny_cfg("steps=3")
+    with RunDir(run) as files:  # as gansn-train: the lock held around its own writes too
+        t = Trainer(build_run(cfg, run, overrides=ov), files)
+        files.write_text("notes.txt", "written under the same lock\n")
+        t.train()
+        assert (run / ".lock").exists()  # the trainer did not release the caller's lock
+    assert not (run / ".lock").exists()
+    assert (run / "notes.txt").is_file() and load_checkpoint(run)["step"] == 3
 
 
 # ------------------------------------------------------------------- temp files, failures
@@ -214,9 +228,9 @@ def _fail_torch_save(monkeypatch):
 
 def _fail_metrics(monkeypatch):
     def append(self, *a, **k):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.metrics_path))
 
-    monkeypatch.setattr(MetricsLog, "append", append)
+    monkeypatch.setattr(RunDir, "append_metrics", append)
 
 
 def _fail_samples(monkeypatch):
@@ -242,16 +256,14 @@ def _fail_train_log(monkeypatch):
 
 
 def _fail_final_status(monkeypatch):
-    import gansn.training.record as record
+    real = RunDir.write_status
 
-    real = record.write_status
-
-    def write_status(run_dir, **fields):
+    def write_status(self, **fields):
         if fields["status"] != "running":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir / "status.json"))
-        real(run_dir, **fields)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path / "status.json"))
+        real(self, **fields)
 
-    monkeypatch.setattr(record, "write_status", write_status)
+    monkeypatch.setattr(RunDir, "write_status", write_status)
 
 
 # (the file a full disk refuses, the step last.pt then holds, whether status.json can say so)

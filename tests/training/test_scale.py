@@ -150,7 +150,7 @@ def test_a_failed_compile_warns_and_trains_eagerly(tiny_cfg, tmp_path, monkeypat
 
     monkeypatch.setattr(torch, "compile", broken)
     cfg, ov = tiny_cfg(*sgd, "compile=true", "steps=2")
-    with caplog.at_level(logging.WARNING, logger="gansn.training.trainer"):
+    with caplog.at_level(logging.WARNING, logger="gansn.training.build"):
         a = build_trainer(cfg, tmp_path / "a", overrides=ov)
         a.train()
     warned = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]

@@ -13,7 +13,7 @@ from gansn.checkpoint import load_checkpoint
 from gansn.errors import ConfigError
 from gansn.training import NonFiniteLossError, Trainer, build_trainer
 from gansn.training.ema import EMA
-from gansn.training.logging import read_jsonl
+from gansn.training.rundir import read_jsonl
 
 
 def _stop_after(trainer: Trainer, k: int) -> None:
