@@ -34,9 +34,9 @@ from gansn.report.aggregate import (
 from gansn.report.aggregate import short_key as _short
 from gansn.report.collect import Run, canon, collect_runs, sweep_axes, sweep_commands
 from gansn.report.render import Cell, Document, format_value, to_html, to_markdown
-from gansn.report.verdicts import Claim, Verdict, judge_summary, parse_claims
-from gansn.report.verdicts import as_dict as verdict_dict
-from gansn.report.verdicts import render as render_verdicts
+from gansn.study.verdicts import Claim, Verdict, judge_summary, parse_claims
+from gansn.study.verdicts import as_dict as verdict_dict
+from gansn.study.verdicts import render as render_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,7 @@ def build_report(
     (spectra, toy points).  ``embed_images`` inlines the PNGs into the HTML.  ``curves``
     names more logged tags (e.g. ``metrics/recall``) to draw against the step.
     ``last_k``: evaluations averaged into a run's final score, and ``claims``: the claims to
-    judge (:mod:`gansn.report.verdicts`); both default to the runs' ``study`` config key (the
+    judge (:mod:`gansn.study.verdicts`); both default to the runs' ``study`` config key (the
     study preset's), else ``LAST_K`` and no claims.
 
     Paths in the report are relative to ``sweep_dir``: a committed report names no folder of
