@@ -21,6 +21,7 @@ import gansn
 from gansn.errors import ConfigError, did_you_mean
 from gansn.metrics.core import metric_tags
 from gansn.report import plots as plotting
+from gansn.report import points
 from gansn.report.aggregate import (
     LAST_K,
     Setting,
@@ -113,9 +114,9 @@ def _figures(
     elif checkpoints:
         plan.append(("spectra", "singular value spectra", plotting.spectra_figure))
         if any(r.flat.get("model.name") == "mlp" for r in with_ckpt):
-            plan.append(("points", "generated points", plotting.points_figure))
+            plan.append(("points", "generated points", points.points_figure))
     if any(r.final_samples for r in used):
-        plan.append(("samples", "sample montage", plotting.samples_figure))
+        plan.append(("samples", "sample montage", points.samples_figure))
     else:
         notes.append("Sample montage: no samples/final.png in any run.")
 
