@@ -338,7 +338,7 @@ def test_spectra_breadth_is_the_stable_rank_fraction_of_each_checkpoint(built, s
 
 def test_each_checkpoint_is_read_once_for_spectra_figure_and_breadth(sweep, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    from gansn.report import plots
+    from gansn.report import spectra as plots
 
     plots._d_spectra.cache_clear()
     calls = []
@@ -630,7 +630,7 @@ def test_feature_space_names_the_extractor():
 def figures(monkeypatch):
     """The matplotlib figures the report saves, by file name (captured, not written)."""
     pytest.importorskip("matplotlib")
-    from gansn.report import plots, points
+    from gansn.report import plots, points, spectra
 
     saved: dict[str, object] = {}
 
@@ -641,6 +641,7 @@ def figures(monkeypatch):
 
     monkeypatch.setattr(plots, "_save", keep)
     monkeypatch.setattr(points, "_save", keep)
+    monkeypatch.setattr(spectra, "_save", keep)
     return saved
 
 
@@ -685,7 +686,7 @@ def test_uninformative_curve_is_not_drawn(sweep, figures, tmp_path):
 def test_spectra_omit_the_rank_one_layer(sweep, figures, tmp_path):
     import numpy as np
 
-    from gansn.report import plots
+    from gansn.report import spectra as plots
 
     panels, dropped = plots.spectra_panels(
         {
