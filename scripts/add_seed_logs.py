@@ -19,9 +19,8 @@ from pathlib import Path
 
 from gansn.cli.args import ArgumentParser, run_script
 from gansn.errors import ConfigError
-from gansn.report.build import BREADTH_FILE
 from gansn.report.collect import load_run
-from gansn.report.plots import d_spectra, stable_rank_fraction
+from gansn.report.spectra import BREADTH_FILE, d_spectra, stable_rank_fraction
 from gansn.utils import atomic_write
 
 FILES = (

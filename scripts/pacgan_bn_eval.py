@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from gansn.checkpoint import load_checkpoint, load_generator
     from gansn.data import build_dataset
     from gansn.metrics.modes import mixture_modes
-    from gansn.report.stats import summarize
     from gansn.sampling import reestimate_batch_norm, sample
+    from gansn.study.stats import summarize
 
     lines = [
         f"Batch-norm statistics at evaluation: running statistics (gansn) vs {a.batches} "

@@ -9,7 +9,7 @@ figures to ``--out`` (and ``report.html``, the same document):
 
 * PacGAN's row as published: mean ± standard error over 10 trials ("averaged over 10 trials
   shown with the standard error", Table 1), converted to the per-trial std SE·√10 that one
-  run is compared with (:class:`gansn.report.stats.Published`);
+  run is compared with (:class:`gansn.study.stats.Published`);
 * per epoch checkpoint, gansn's seeds as a distribution: each seed's score (the mean of
   epochs e-k+1..e, k = ``--last-k``, and the value at e), the mean with its 95 % t CI, and
   the share of seeds inside PacGAN's per-trial range (mean ± 2 per-trial std);
@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from gansn.cli.args import ArgumentParser, comma_list, run_script, typed
-from gansn.report.stats import Published, summarize
 from gansn.schema import Int, writable_dir_problem
+from gansn.study.stats import Published, summarize
 
 TABLE1 = "PacGAN Table 1, GAN row, 10 trials, 400 epochs"
 # (Lin, Khetan, Fanti, Oh, NeurIPS 2018), as printed: mean ± standard error over 10 trials

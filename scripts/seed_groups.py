@@ -22,8 +22,8 @@ import scipy.stats as sst
 
 from gansn.cli.args import ArgumentParser, comma_list, run_script
 from gansn.errors import ConfigError
-from gansn.report.stats import summarize
 from gansn.schema import Int, Str
+from gansn.study.stats import summarize
 
 
 def cell_shifts(

@@ -4,7 +4,7 @@
     python scripts/verdicts.py docs/showcase/fmnist_study \
         --claims conf/experiment/norm_study_fmnist.yaml [--quick docs/showcase/fmnist_quick]
 
-A thin caller of gansn's verdict engine (:mod:`gansn.report.verdicts`: Welch's test per
+A thin caller of gansn's verdict engine (:mod:`gansn.study.verdicts`: Welch's test per
 comparison, Holm within a claim, the detectable difference) on a report's summary.json,
 with the claims of a study preset; it also reads the summaries of reports whose run logs
 were not kept (their "final" column is each run's last value).  ``gansn-report`` writes
@@ -22,7 +22,7 @@ from typing import Any
 
 from gansn.cli.args import ArgumentParser, run_script
 from gansn.errors import ConfigError
-from gansn.report.verdicts import (
+from gansn.study.verdicts import (
     CONTRADICTED,
     SUPPORTED,
     claims_from_file,

@@ -20,6 +20,7 @@ FLOORS = {
     "training": 5,
     "report": 5,
     "checkpoint": 4,
+    "study": 4,
     "lipschitz": 3,
     "metrics": 3,
     "nn": 2,

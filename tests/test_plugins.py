@@ -97,6 +97,93 @@ def test_rms_feature_module_normalizes(plugin, seeded):
     torch.testing.assert_close(y.pow(2).mean(1), torch.ones(3, 4, 4), atol=1e-4, rtol=0)
 
 
+def test_plugin_norm_keeps_a_valid_and_correct_lipschitz_bound(plugin, seeded):
+    """The plugin's RMSNorm declares its gain (``LipschitzRule.fixed_gain``) and nothing in
+    gansn names it, yet D's upper bound stays valid and equals the product of the layers'
+    norms from numpy's SVD; the declared gain is the dense Jacobian's norm at 0 (its sup)."""
+    import copy
+
+    import numpy as np
+
+    from gansn.lipschitz import lipschitz_report
+
+    spec = ModelSpec(
+        arch="tiny_mlp",
+        shape=(2,),
+        z_dim=4,
+        width=1.0,
+        g_norm={"name": "none"},
+        d_norm={"name": "rms", "eps": 1e-2},
+        options={"hidden": 6},
+    )
+    _, D = build_models(spec)
+    rms = next(m for m in D.modules() if isinstance(m, plugin.RMSNormChannels))
+    with torch.no_grad():
+        rms.gain.copy_(torch.linspace(-1.5, 0.5, 6))
+    real = torch.randn(32, 2)
+    rows, out = lipschitz_report(D, (2,), real=real, n_iter=300)
+
+    def top_sv(a) -> float:
+        return float(np.linalg.svd(np.asarray(a, dtype=np.float64), compute_uv=False)[0])
+
+    # the rms module alone: its Jacobian as a dense 6x6 matrix, in float64
+    ref = copy.deepcopy(rms).double()
+
+    def jac_at(x: torch.Tensor) -> np.ndarray:
+        return torch.autograd.functional.jacobian(ref, x.double()).reshape(6, 6).numpy()
+
+    gain_ref = top_sv(jac_at(torch.zeros(1, 6)))
+    assert gain_ref == pytest.approx(1.5 / 0.1, rel=1e-9)
+    for _ in range(20):  # a sup: no other point has a larger Jacobian
+        assert top_sv(jac_at(torch.randn(1, 6) * 3)) <= gain_ref * (1 + 1e-9)
+    row = next(r for r in rows if r["path"] == "net.1")
+    assert row["lip_operator"] == pytest.approx(gain_ref, rel=1e-6)
+
+    linears = [m for m in D.modules() if isinstance(m, nn.Linear)]
+    upper_ref = top_sv(linears[0].weight.detach()) * gain_ref * top_sv(linears[1].weight.detach())
+    assert out["lipschitz/bound_valid"] == 1.0
+    assert out["lipschitz/upper_operator"] == pytest.approx(upper_ref, rel=1e-5)
+    assert out["lipschitz/lower"] <= out["lipschitz/upper_operator"]
+
+
+def test_a_norm_without_a_lipschitz_rule_marks_the_bound_invalid(plugin, seeded):
+    """The same module under a norm that declares nothing is unknown to the bound."""
+    import math
+    import warnings
+
+    from gansn.lipschitz import LipschitzTracker
+    from gansn.nn import Norm
+
+    class Undeclared(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+    @NORMS.register("undeclared_rms")
+    class _Undeclared(Norm):
+        name = "undeclared_rms"
+
+        def feature(self, num_channels: int, spatial: bool = True) -> nn.Module:
+            return Undeclared()
+
+    try:
+        _, D = build_models(
+            ModelSpec(
+                arch="tiny_mlp",
+                shape=(2,),
+                z_dim=4,
+                d_norm={"name": "undeclared_rms"},
+                options={"hidden": 6},
+            )
+        )
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            out = LipschitzTracker(D, (2,), strict=False).measure()
+        assert out["lipschitz/bound_valid"] == 0.0
+        assert math.isnan(out["lipschitz/upper_operator"])
+    finally:
+        NORMS._entries.pop("undeclared_rms", None)
+
+
 def test_custom_arch_builds_by_name(plugin, seeded):
     spec = ModelSpec(
         arch="tiny_mlp",

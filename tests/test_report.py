@@ -338,7 +338,7 @@ def test_spectra_breadth_is_the_stable_rank_fraction_of_each_checkpoint(built, s
 
 def test_each_checkpoint_is_read_once_for_spectra_figure_and_breadth(sweep, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    from gansn.report import plots
+    from gansn.report import spectra as plots
 
     plots._d_spectra.cache_clear()
     calls = []
@@ -630,7 +630,7 @@ def test_feature_space_names_the_extractor():
 def figures(monkeypatch):
     """The matplotlib figures the report saves, by file name (captured, not written)."""
     pytest.importorskip("matplotlib")
-    from gansn.report import plots
+    from gansn.report import plots, points, spectra
 
     saved: dict[str, object] = {}
 
@@ -640,6 +640,8 @@ def figures(monkeypatch):
         saved[Path(path).name] = fig
 
     monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(points, "_save", keep)
+    monkeypatch.setattr(spectra, "_save", keep)
     return saved
 
 
@@ -684,7 +686,7 @@ def test_uninformative_curve_is_not_drawn(sweep, figures, tmp_path):
 def test_spectra_omit_the_rank_one_layer(sweep, figures, tmp_path):
     import numpy as np
 
-    from gansn.report import plots
+    from gansn.report import spectra as plots
 
     panels, dropped = plots.spectra_panels(
         {
@@ -705,7 +707,7 @@ def test_spectra_omit_the_rank_one_layer(sweep, figures, tmp_path):
 def test_points_share_a_view_that_one_diverged_norm_cannot_move():
     import numpy as np
 
-    from gansn.report.plots import points_view, to_frame
+    from gansn.report.points import points_view, to_frame
 
     rng = np.random.default_rng(0)
     real = rng.normal(size=(500, 2))
@@ -728,7 +730,7 @@ def test_points_share_a_view_that_one_diverged_norm_cannot_move():
 def test_points_figure_counts_points_outside_and_has_no_empty_panel(
     sweep, figures, tmp_path, monkeypatch
 ):
-    from gansn.report import plots
+    from gansn.report import points as plots
 
     real_sample = plots.sample
     calls: list[int] = []
@@ -755,7 +757,7 @@ def test_sample_grids_are_enlarged_to_readable_tiles(tmp_path):
     import numpy as np
     import torch
 
-    from gansn.report.plots import MIN_TILE_PX, _readable, grid_tiles
+    from gansn.report.points import MIN_TILE_PX, _readable, grid_tiles
     from gansn.sampling import render_points, to_grid
 
     grid = to_grid(torch.rand(64, 1, 28, 28) * 2 - 1, nrow=8)
@@ -918,7 +920,7 @@ def test_a_curve_spanning_decades_is_drawn_on_a_log_axis(sweep, figures, tmp_pat
 
 
 def test_the_points_figure_names_only_what_it_draws(sweep, figures, tmp_path):
-    from gansn.report import plots
+    from gansn.report import points as plots
 
     (setting,) = _study(sweep).settings  # ring8: mode centers, whose real data hides under ×
     caption = plots.points_figure(setting, tmp_path / "points.png", n=100)
@@ -930,7 +932,7 @@ def test_the_points_figure_names_only_what_it_draws(sweep, figures, tmp_path):
 def test_a_density_image_is_darkened_so_single_samples_show():
     import torch
 
-    from gansn.report.plots import _readable
+    from gansn.report.points import _readable
     from gansn.sampling import render_points
 
     # as toy runs drew it before gansn added axes: a bare, pale 2-D histogram

@@ -1,4 +1,4 @@
-"""gansn.report.stats and gansn.report.verdicts against scipy, closed forms and simulation."""
+"""gansn.study.stats and gansn.study.verdicts against scipy, closed forms and simulation."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from scipy import stats as sst
 
 from gansn.errors import ConfigError
-from gansn.report.stats import (
+from gansn.study.stats import (
     Published,
     detectable_difference,
     holm,
     summarize,
     welch,
 )
-from gansn.report.verdicts import (
+from gansn.study.verdicts import (
     CONTRADICTED,
     INCONCLUSIVE,
     SUPPORTED,
@@ -190,7 +190,7 @@ def test_claims_parse_and_match_a_summary_setting():
 
 
 def test_claims_from_a_file_that_has_none_is_one_line(tmp_path):
-    from gansn.report.verdicts import claims_from_file
+    from gansn.study.verdicts import claims_from_file
 
     (tmp_path / "p.yaml").write_text("study:\n  last_k: 3\n")
     with pytest.raises(ConfigError, match=r"p.yaml: no study.claims"):

@@ -105,7 +105,7 @@ def test_committed_reports_have_tables_that_fit_a_1600_px_page(report):
 
 def test_the_fmnist_study_report_rebuilds_from_its_committed_logs(tmp_path):
     from gansn.report import build_report
-    from gansn.report.verdicts import claims_from_file
+    from gansn.study.verdicts import claims_from_file
 
     out = build_report(
         SHOWCASE / "fmnist_study" / "logs",

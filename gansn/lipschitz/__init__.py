@@ -8,8 +8,11 @@ sits beside ``gansn.metrics`` on ``gansn.nn``; training, the CLI and the report 
 Modules, one idea each: :mod:`~gansn.lipschitz.sn` (the only reader of torch's private
 spectral-norm state), :mod:`~gansn.lipschitz.rules` (constants of parameter-free layers and
 container rules), :mod:`~gansn.lipschitz.operators` (layers as linear maps and their norms),
-:mod:`~gansn.lipschitz.tracker` (:class:`LipschitzTracker`, :func:`lipschitz_report`) and
-:mod:`~gansn.lipschitz.spectra` (singular-value spectra and their plot).
+:mod:`~gansn.lipschitz.tracker` (:class:`LipschitzTracker`: per-layer norms, whole-D upper
+bounds), :mod:`~gansn.lipschitz.lower` (empirical lower bounds),
+:mod:`~gansn.lipschitz.summary` (:func:`lipschitz_report`, :func:`format_table`) and
+:mod:`~gansn.lipschitz.spectra` (singular-value spectra and their plot).  How a norm's layers
+enter the bound is declared by the norm itself (``gansn.nn.norms.LipschitzRule``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from gansn.lipschitz.spectra import (
     plot_singular_value_spectra,
     singular_value_spectra,
 )
-from gansn.lipschitz.tracker import BoundMode, LipschitzTracker, format_table, lipschitz_report
+from gansn.lipschitz.summary import format_table, lipschitz_report
+from gansn.lipschitz.tracker import BoundMode, LipschitzTracker
 
 __all__ = [
     "BoundMode",

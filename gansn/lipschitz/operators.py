@@ -1,7 +1,8 @@
 """Layers as linear maps: effective weights, their matrices and operators, and their norms.
 
-Also the gains of feature normalizations (batch / instance / layer / group norm), which are
-maps too.  Every function here is read-only: it never changes a layer's weights or buffers.
+Also the gains of feature normalizations (batch / instance / layer / group norm, and any
+module a registered norm declares a ``feature`` rule for), which are maps too.  Every
+function here is read-only: it never changes a layer's weights or buffers.
 """
 
 from __future__ import annotations
@@ -26,12 +27,6 @@ WEIGHTED = (
     nn.Linear,
 )
 TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-FEATURE_NORMS = (
-    nn.modules.batchnorm._BatchNorm,
-    nn.modules.instancenorm._InstanceNorm,
-    nn.LayerNorm,
-    nn.GroupNorm,
-)
 
 
 @contextlib.contextmanager
@@ -150,7 +145,10 @@ def jacobian_norm(
 
 
 def norm_function(m: nn.Module) -> Callable[[Tensor], Tensor]:
-    """The normalization as training computes it (batch statistics), with detached params."""
+    """The normalization as training computes it (batch statistics), with detached params.
+
+    torch's norms by their functional forms; a plugin's feature norm by its own forward.
+    """
     w = m.weight.detach().float() if getattr(m, "weight", None) is not None else None
     b = m.bias.detach().float() if getattr(m, "bias", None) is not None else None
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -159,7 +157,9 @@ def norm_function(m: nn.Module) -> Callable[[Tensor], Tensor]:
         return lambda x: F.instance_norm(x, None, None, w, b, True, 0.0, m.eps)
     if isinstance(m, nn.LayerNorm):
         return lambda x: F.layer_norm(x, m.normalized_shape, w, b, m.eps)
-    return lambda x: F.group_norm(x, m.num_groups, w, b, m.eps)
+    if isinstance(m, nn.GroupNorm):
+        return lambda x: F.group_norm(x, m.num_groups, w, b, m.eps)
+    return m
 
 
 def batchnorm_batch_gain(m: nn.Module, x: Tensor) -> float:
@@ -199,7 +199,6 @@ def norm_gains(m: nn.Module) -> tuple[float, float | None]:
 
 
 __all__ = [
-    "FEATURE_NORMS",
     "TRANSPOSED",
     "WEIGHTED",
     "batchnorm_batch_gain",

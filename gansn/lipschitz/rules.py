@@ -1,8 +1,10 @@
-"""How a bound walks D's module tree: constants of parameter-free leaves, container rules.
+"""How a bound walks D's module tree: constants of parameter-free leaves, container rules,
+and the rules registered norms declare for the modules they build.
 
-Both tables are keyed by module type and looked up along the MRO, so a subclass inherits its
-parent's rule unless it registers its own.  Register a plugin's modules with
-:func:`register_leaf` / :func:`register_container`.
+All are keyed by module type and looked up along the MRO, so a subclass inherits its
+parent's rule unless it has its own.  Register a plugin's modules with
+:func:`register_leaf` / :func:`register_container`; a norm declares its modules' rules in
+its ``lipschitz`` attribute (:class:`gansn.nn.norms.LipschitzRule`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from gansn.nn.layers import Discriminator, Generator, Maxout, ResBlock, SumPool2d
+from gansn.nn.norms import NORMS, LipschitzRule
 
 
 class LipschitzError(TypeError):
@@ -69,6 +72,28 @@ def leaf_rule(module: nn.Module) -> LeafRule | None:
 def container_rule(module: nn.Module) -> ContainerRule | None:
     """The registered container rule of ``module``'s type (or a base class), or ``None``."""
     return _lookup(_CONTAINER_RULES, module)
+
+
+def norm_rule(module: nn.Module) -> LipschitzRule | None:
+    """The rule a registered norm declares for ``module``'s type (or a base class), or ``None``.
+
+    Read from the registry at each call, so a norm registered by a plugin after import
+    counts; where two norms name one type, the first by name wins (built-ins agree).
+    """
+    table: dict[type, LipschitzRule] = {}
+    for _, norm in NORMS.entries():
+        for rule in getattr(norm, "lipschitz", ()):
+            for cls in rule.modules:
+                table.setdefault(cls, rule)
+    return _lookup(table, module)
+
+
+def fixed_rule(module: nn.Module) -> LeafRule | None:
+    """``module``'s constant: the gain its norm declares, else a registered leaf rule."""
+    rule = norm_rule(module)
+    if rule is not None and rule.kind == "gain":
+        return rule.gain
+    return leaf_rule(module)
 
 
 def readable_name(path: str) -> str:
@@ -254,8 +279,10 @@ __all__ = [
     "LeafRule",
     "LipschitzError",
     "container_rule",
+    "fixed_rule",
     "layer_names",
     "leaf_rule",
+    "norm_rule",
     "readable_name",
     "register_container",
     "register_leaf",

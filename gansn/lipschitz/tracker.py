@@ -2,13 +2,14 @@
 
 What each number means and why ``upper_operator`` is a bound: docs/lipschitz.md.  The trainer
 calls :class:`LipschitzTracker` every ``lipschitz_every`` steps; notebooks and the CLI use
-:func:`lipschitz_report` and :func:`format_table`.
+:func:`~gansn.lipschitz.summary.lipschitz_report` and
+:func:`~gansn.lipschitz.summary.format_table`.  The empirical lower bounds are in
+:mod:`~gansn.lipschitz.lower`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from gansn.lipschitz.lower import lower_bounds
 from gansn.lipschitz.operators import (
-    FEATURE_NORMS,
     WEIGHTED,
     batchnorm_batch_gain,
     effective_weight,
@@ -35,8 +36,9 @@ from gansn.lipschitz.rules import (
     SHAPE_DEPENDENT_LEAVES,
     LipschitzError,
     container_rule,
+    fixed_rule,
     layer_names,
-    leaf_rule,
+    norm_rule,
     readable_name,
 )
 from gansn.lipschitz.sn import spectral_norm_view
@@ -144,7 +146,8 @@ class LipschitzTracker:
             msg = (
                 f"no Lipschitz constant known for module {path!r} of type "
                 f"{type(module).__name__}; register one with "
-                "gansn.lipschitz.register_leaf / register_container"
+                "gansn.lipschitz.register_leaf / register_container, or declare it in "
+                "its norm's `lipschitz` rules (gansn.nn.norms.LipschitzRule)"
             )
             if self.strict:
                 raise LipschitzError(msg)
@@ -248,7 +251,7 @@ class LipschitzTracker:
             out["lipschitz/upper_operator"] = upper_o
             out["lipschitz/bound_train_mode"] = float(mode == "train")
             out["lipschitz/bound_valid"] = float(not self._unknown)
-            out.update(self._lower_bounds(real, fake, device))
+            out.update(lower_bounds(self._forward, real, fake, device, self._gen, self.fd_step))
             for leaf in self._leaves.values():
                 for key in (
                     "matrix",
@@ -358,11 +361,14 @@ class LipschitzTracker:
         )
 
     def _measure_fixed(self, leaf: _Leaf, row: dict[str, Any], now: _Pass) -> None:
-        c = leaf_rule(leaf.module)(leaf.module, leaf.in_shape)
+        c = fixed_rule(leaf.module)(leaf.module, leaf.in_shape)
         row.update(lip_matrix=c, lip_operator=c)
 
     def _measure_unknown(self, leaf: _Leaf, row: dict[str, Any], now: _Pass) -> None:
         row["notes"] = "UNKNOWN: bound invalid"
+
+    def _forward(self, x: Tensor) -> Tensor:
+        return self.D(x).reshape(len(x), -1).float()
 
     def _bound(self, module: nn.Module, col: str) -> float:
         rule = container_rule(module)
@@ -373,72 +379,6 @@ class LipschitzTracker:
         if value is None:
             raise LipschitzError(f"module {leaf.path!r} has no {col} ({leaf.row['notes']})")
         return float(value)
-
-    def _lower_bounds(
-        self, real: Tensor | None, fake: Tensor | None, device: torch.device
-    ) -> dict[str, float]:
-        out: dict[str, float] = {}
-        sets: dict[str, Tensor] = {}
-        if real is not None:
-            sets["real"] = real.detach().to(device).float()
-        if fake is not None:
-            sets["fake"] = fake.detach().to(device).float()
-        if real is not None and fake is not None:
-            n = min(len(sets["real"]), len(sets["fake"]))
-            shape = (n,) + (1,) * (sets["real"].dim() - 1)
-            alpha = torch.rand(shape, generator=self._gen).to(device)
-            sets["interp"] = alpha * sets["real"][:n] + (1 - alpha) * sets["fake"][:n]
-        if not sets:
-            return out
-        ratios: list[float] = []
-        for key, x in sets.items():
-            norms, y, g = self._input_gradients(x)
-            out[f"lipschitz/grad_{key}_mean"] = float(norms.mean())
-            out[f"lipschitz/grad_{key}_max"] = float(norms.max())
-            ratios.append(self._fd_ratio(x, y, g))
-        out["lipschitz/fd_ratio"] = max(ratios)
-        out["lipschitz/lower"] = max(v for k, v in out.items() if k.endswith(("_max", "ratio")))
-        return out
-
-    def _forward(self, x: Tensor) -> Tensor:
-        return self.D(x).reshape(len(x), -1).float()
-
-    def _input_gradients(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-sample ``||J(x)^T u||`` for a unit output direction ``u`` (1 for scalar D).
-
-        In eval mode samples do not interact, so the gradient of the summed projections
-        w.r.t. the batch holds each sample's own gradient.  Returns ``(norms (N,), D(x)
-        (N, out), gradients (N, *input_shape))``.
-        """
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            y = self._forward(x)
-            if y.shape[1] == 1:
-                u = torch.ones_like(y)
-            else:
-                u = torch.randn(y.shape, generator=self._gen).to(y.device)
-                u = u / u.norm(dim=1, keepdim=True)
-            (g,) = torch.autograd.grad((y * u).sum(), x)
-        return g.flatten(1).norm(dim=1), y.detach(), g.detach()
-
-    def _fd_ratio(self, x: Tensor, y: Tensor, g: Tensor) -> float:
-        """max ``||D(x)-D(x')|| / ||x-x'||`` over gradient-direction steps and sample pairs."""
-        n, d = len(x), x[0].numel()
-        with torch.no_grad():
-            step = self.fd_step * math.sqrt(d)
-            direction = g / g.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *[1] * (x.dim() - 1))
-            pairs = [(x + step * direction, y)]
-            if n > 1:
-                pairs.append((x.roll(1, 0), y.roll(1, 0)))
-            best = 0.0
-            for x2, y_ref in pairs:
-                y2 = self._forward(x2) if y_ref is y else y_ref
-                dist = (x2 - x).flatten(1).norm(dim=1)
-                ok = dist > 0
-                if ok.any():
-                    ratio = (y2 - y).norm(dim=1)[ok] / dist[ok]
-                    best = max(best, float(ratio.max()))
-        return best
 
     # -- reporting and state ---------------------------------------------------------------
 
@@ -464,67 +404,6 @@ class LipschitzTracker:
         if "rng" in state:
             self._gen.set_state(state.pop("rng").cpu())
         self._vectors = {k: v.detach().float().clone() for k, v in state.items()}
-
-
-def lipschitz_report(
-    D: nn.Module,
-    input_shape: tuple[int, ...],
-    *,
-    real: Tensor | None = None,
-    fake: Tensor | None = None,
-    n_iter: int = 200,
-    bound_mode: BoundMode = "auto",
-    prefix: str = "d",
-    strict: bool = True,
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """One-shot analysis from a notebook: ``(per-layer table, tags -> values)``.
-
-    ``D`` maps ``(N, *input_shape)`` to ``(N,)``; ``real``/``fake`` are optional batches for
-    the empirical lower bounds.  ``n_iter`` power-iteration steps from random starts.
-    """
-    tracker = LipschitzTracker(
-        D,
-        input_shape,
-        n_iter=n_iter,
-        n_iter_init=n_iter,
-        bound_mode=bound_mode,
-        prefix=prefix,
-        strict=strict,
-    )
-    values = tracker.measure(real, fake)
-    return tracker.table(), values
-
-
-def format_table(rows: list[dict[str, Any]], *, all_layers: bool = False) -> str:
-    """Plain-text table of :meth:`LipschitzTracker.table` rows (weighted and norm layers,
-    or every leaf with ``all_layers``)."""
-
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    cols = [
-        "name",
-        "type",
-        "in_shape",
-        "sigma_matrix",
-        "sigma_operator",
-        "raw_sigma",
-        "gain_worst",
-        "gain_eval",
-        "gain_batch",
-        "lip_operator",
-        "notes",
-    ]
-    keep = [
-        r
-        for r in rows
-        if all_layers or r["sigma_matrix"] is not None or r["gain_worst"] is not None
-    ]
-    cells = [cols] + [
-        [f(tuple(r[c][1:]) if c == "in_shape" and r[c] else r[c]) for c in cols] for r in keep
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
 
 # ----------------------------------------------------------------------------------------
@@ -557,7 +436,8 @@ _KINDS = (
     ),
     _Kind(
         "norm",
-        lambda m: isinstance(m, FEATURE_NORMS),
+        # a feature norm, as its registered norm declares (LipschitzRule.feature_norm)
+        lambda m: getattr(norm_rule(m), "kind", None) == "feature",
         LipschitzTracker._measure_norm,
         # the worst-case and eval gains need no shape, so an unused norm layer still counts
         needs_shape=False,
@@ -566,7 +446,8 @@ _KINDS = (
     ),
     _Kind(
         "fixed",
-        lambda m: leaf_rule(m) is not None,
+        # a registered leaf, or a module its norm gives a fixed gain (LipschitzRule.fixed_gain)
+        lambda m: fixed_rule(m) is not None,
         LipschitzTracker._measure_fixed,
         needs_shape=True,
         shape_dependent=False,
@@ -585,4 +466,4 @@ def _kind_of(module: nn.Module) -> _Kind:
     return next((k for k in _KINDS if k.matches(module)), _UNKNOWN)
 
 
-__all__ = ["BoundMode", "LipschitzTracker", "format_table", "lipschitz_report"]
+__all__ = ["BoundMode", "LipschitzTracker"]

@@ -5,13 +5,18 @@ reparametrize the layer's weight: spectral, weight) and ``norm.feature(channels)
 point where a feature normalization may sit (which returns a module: batch, instance,
 layer, group, or ``nn.Identity``).  Architectures never ask which norm they were given.
 
-Register your own::
+Each norm also declares, in its class attribute ``lipschitz``, how the modules it places in
+a network enter the discriminator's Lipschitz upper bound (:class:`LipschitzRule`;
+:mod:`gansn.lipschitz` reads it).  Register your own::
 
     from torch import nn
-    from gansn.nn.norms import NORMS, Norm
+    from gansn.nn.norms import NORMS, LipschitzRule, Norm
 
     @NORMS.register("rms")
     class RMSNorm(Norm):
+        # MyRMSNorm's l2 Lipschitz constant; without a rule D's bound is marked invalid
+        lipschitz = (LipschitzRule.fixed_gain(my_rms_gain, MyRMSNorm),)
+
         def feature(self, num_channels, spatial=True):
             return MyRMSNorm(num_channels)
 
@@ -21,7 +26,9 @@ and select it with ``norm@d_norm=...`` (a YAML file in your config path) or
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -34,6 +41,61 @@ NORMS: Registry[type[Norm]] = Registry("normalization")
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 
+# (module, its input shape (1, ...)) -> its l2 Lipschitz constant
+GainFn = Callable[[nn.Module, tuple[int, ...]], float]
+
+
+@dataclass(frozen=True)
+class LipschitzRule:
+    """How the modules a norm builds enter D's Lipschitz upper bound (docs/lipschitz.md).
+
+    A norm lists its rules in its class attribute ``Norm.lipschitz``; the tracker in
+    :mod:`gansn.lipschitz` looks a module's type up among the registered norms' rules (along
+    the MRO), so a plugin's norm is bounded without edits to gansn.  Three kinds:
+
+    ``weight``
+        ``wrap`` reparametrizes conv/linear weights (``torch.nn.utils.parametrize``): the
+        layer's factor is the operator norm of the weight its forward uses, whatever the
+        parametrization, so there are no module types to name.
+    ``feature``
+        ``feature`` returns a standardizing normalization with attributes ``eps``, an optional
+        affine ``weight`` and optional ``running_var`` (torch's batch / instance / layer /
+        group norm): its factor is ``max|weight| / sqrt(eps)`` (any statistics), or with
+        ``bound_mode="eval"`` and running statistics the exact eval-mode gain.
+    ``gain``
+        ``feature`` returns modules whose l2 Lipschitz constant is ``gain(module, in_shape)``.
+
+    A module that no rule (and no ``gansn.lipschitz.register_leaf``) covers is unknown: the
+    run's upper bound is marked invalid (NaN), never silently wrong.
+    """
+
+    kind: Literal["weight", "feature", "gain"]
+    modules: tuple[type[nn.Module], ...] = ()  # the module types ``feature`` returns
+    gain: GainFn | None = None  # the constant, for kind "gain"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("weight", "feature", "gain"):
+            raise ValueError(f"LipschitzRule kind must be weight, feature or gain: {self.kind!r}")
+        if (self.kind == "gain") != (self.gain is not None):
+            raise ValueError("a LipschitzRule has a gain function exactly when its kind is gain")
+        if self.kind != "weight" and not self.modules:
+            raise ValueError(f"a {self.kind!r} LipschitzRule names the module types it covers")
+
+    @classmethod
+    def weight_reparam(cls) -> LipschitzRule:
+        """``wrap`` only reparametrizes weights: bounded by the effective weight's norm."""
+        return cls("weight")
+
+    @classmethod
+    def feature_norm(cls, *modules: type[nn.Module]) -> LipschitzRule:
+        """``modules`` standardize with ``eps`` (+ optional ``weight``, ``running_var``)."""
+        return cls("feature", tuple(modules))
+
+    @classmethod
+    def fixed_gain(cls, gain: GainFn, *modules: type[nn.Module]) -> LipschitzRule:
+        """``modules`` have the l2 Lipschitz constant ``gain(module, in_shape)``."""
+        return cls("gain", tuple(modules), gain)
+
 
 class Norm:
     """Base class: the identity normalization.
@@ -41,9 +103,12 @@ class Norm:
     ``wrap(layer) -> layer`` reparametrizes a conv/linear layer's weight in place;
     ``feature(num_channels, spatial) -> nn.Module`` builds the module placed after a layer:
     on ``(N, C, H, W)`` maps when ``spatial`` is true, on ``(N, C)`` vectors otherwise.
+    ``lipschitz`` declares how the modules it builds enter D's Lipschitz bound
+    (:class:`LipschitzRule`); the identity builds only ``nn.Identity``, which is known.
     """
 
     name = "none"
+    lipschitz: tuple[LipschitzRule, ...] = ()
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -102,6 +167,7 @@ class SpectralNorm(Norm):
     """
 
     name = "spectral"
+    lipschitz = (LipschitzRule.weight_reparam(),)
 
     def __init__(self, n_power_iterations: int = 1, eps: float = 1e-12) -> None:
         if n_power_iterations < 1:
@@ -130,6 +196,7 @@ class WeightNorm(Norm):
     """Weight normalization (Salimans & Kingma 2016): W = g * V / ||V||, per output unit."""
 
     name = "weight"
+    lipschitz = (LipschitzRule.weight_reparam(),)
 
     def wrap(self, layer: nn.Module) -> nn.Module:
         if not isinstance(layer, _WEIGHTED):
@@ -144,6 +211,7 @@ class BatchNorm(Norm):
     """Batch normalization (Ioffe & Szegedy 2015)."""
 
     name = "batch"
+    lipschitz = (LipschitzRule.feature_norm(nn.modules.batchnorm._BatchNorm),)
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True) -> None:
         self.momentum, self.eps, self.affine = float(momentum), float(eps), bool(affine)
@@ -166,6 +234,7 @@ class InstanceNorm(Norm):
     """
 
     name = "instance"
+    lipschitz = (LipschitzRule.feature_norm(nn.modules.instancenorm._InstanceNorm, nn.LayerNorm),)
 
     def __init__(self, eps: float = 1e-5, affine: bool = True) -> None:
         self.eps, self.affine = float(eps), bool(affine)
@@ -188,6 +257,7 @@ class LayerNorm(Norm):
     """
 
     name = "layer"
+    lipschitz = (LipschitzRule.feature_norm(nn.GroupNorm, nn.LayerNorm),)
 
     def __init__(self, eps: float = 1e-5, affine: bool = True) -> None:
         self.eps, self.affine = float(eps), bool(affine)
@@ -210,6 +280,7 @@ class GroupNorm(Norm):
     """
 
     name = "group"
+    lipschitz = (LipschitzRule.feature_norm(nn.GroupNorm),)
 
     def __init__(self, num_groups: int = 32, eps: float = 1e-5, affine: bool = True) -> None:
         if num_groups < 1:
@@ -262,4 +333,4 @@ def uses_batch_stats(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-__all__ = ["NORMS", "Norm", "build_norm", "uses_batch_stats"]
+__all__ = ["NORMS", "LipschitzRule", "Norm", "build_norm", "uses_batch_stats"]

@@ -19,7 +19,7 @@ from gansn.metrics.core import METRICS, Direction, metric_tags, tag_info
 from gansn.metrics.features import FEATURES
 from gansn.report.collect import Axis, Run, canon
 from gansn.report.render import format_value
-from gansn.report.stats import summarize
+from gansn.study.stats import summarize
 
 LIP_UPPER = "lipschitz/upper_operator"
 # Every one of these is a valid lower bound on D's Lipschitz constant, so their max is too.

@@ -8,7 +8,6 @@ import logging
 import math
 import os
 import platform
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
@@ -21,11 +20,11 @@ import gansn
 from gansn.errors import ConfigError, did_you_mean
 from gansn.metrics.core import metric_tags
 from gansn.report import plots as plotting
+from gansn.report import points, spectra
 from gansn.report.aggregate import (
     LAST_K,
     Setting,
     Study,
-    aggregate,
     build_study,
     format_stat,
     format_values,
@@ -34,9 +33,10 @@ from gansn.report.aggregate import (
 from gansn.report.aggregate import short_key as _short
 from gansn.report.collect import Run, canon, collect_runs, sweep_axes, sweep_commands
 from gansn.report.render import Cell, Document, format_value, to_html, to_markdown
-from gansn.report.verdicts import Claim, Verdict, judge_summary, parse_claims
-from gansn.report.verdicts import as_dict as verdict_dict
-from gansn.report.verdicts import render as render_verdicts
+from gansn.report.spectra import BREADTH_FILE
+from gansn.study.verdicts import Claim, Verdict, judge_summary, parse_claims
+from gansn.study.verdicts import as_dict as verdict_dict
+from gansn.study.verdicts import render as render_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,11 @@ def _figures(
     if checkpoints and not with_ckpt:
         notes.append("Singular value spectra: no checkpoints/last.pt in any run.")
     elif checkpoints:
-        plan.append(("spectra", "singular value spectra", plotting.spectra_figure))
+        plan.append(("spectra", "singular value spectra", spectra.spectra_figure))
         if any(r.flat.get("model.name") == "mlp" for r in with_ckpt):
-            plan.append(("points", "generated points", plotting.points_figure))
+            plan.append(("points", "generated points", points.points_figure))
     if any(r.final_samples for r in used):
-        plan.append(("samples", "sample montage", plotting.samples_figure))
+        plan.append(("samples", "sample montage", points.samples_figure))
     else:
         notes.append("Sample montage: no samples/final.png in any run.")
 
@@ -138,70 +138,6 @@ def _figures(
         why = [f"{m['figure']} ({m['reason']})" for m in missing] + notes
         doc.para("Figures not drawn: " + "; ".join(why))
     return drawn, missing
-
-
-# Per run, the breadth of D's final spectra, saved beside a report: checkpoints are too big
-# to commit, so a report rebuilt from committed logs reads the numbers from here.
-BREADTH_FILE = "spectra_breadth.json"
-
-
-def _saved_breadth(
-    setting: Setting, saved: dict[str, Any] | None
-) -> tuple[list[str], dict[str, list[list[float]]]]:
-    """The breadth table of ``setting`` from a saved ``spectra_breadth.json``."""
-    if not saved:
-        return [], {}
-    table = {
-        row.label: [saved["runs"][r.rel] for r in row.used if r.rel in saved["runs"]]
-        for row in setting.rows
-    }
-    table = {k: v for k, v in table.items() if v}
-    return (list(saved["layers"]), table) if table else ([], {})
-
-
-def _breadth_table(
-    doc: Document, setting: Setting, checkpoints: bool, saved: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """Per norm and D layer, the stable-rank fraction of the final spectrum over seeds,
-    from the checkpoints, else from a saved ``spectra_breadth.json``; returns ``{"layers":
-    titles, "runs": {norm: [[fraction per layer] per run]}, "run_dirs": {norm: [rel]},
-    "source": "checkpoints" | BREADTH_FILE}``."""
-    titles, table = plotting.spectra_breadth(setting) if checkpoints else ([], {})
-    source = "checkpoints"
-    if not titles:
-        titles, table = _saved_breadth(setting, saved)
-        source = BREADTH_FILE
-    if not titles:
-        return None
-    rels = {
-        row.label: [
-            r.rel
-            for r in row.used
-            if (r.checkpoint if source == "checkpoints" else r.rel in (saved or {}).get("runs", {}))
-        ]
-        for row in setting.rows
-    }
-    rows = []
-    for norm, runs in table.items():
-        per_layer = [aggregate(run[j] for run in runs) for j in range(len(titles))]
-        mean_layers = aggregate(statistics.fmean(run) for run in runs)
-        rows.append([norm, str(len(runs)), *map(format_stat, per_layer), format_stat(mean_layers)])
-    doc.table(
-        ["Norm", "n", *titles, "mean over layers"],
-        rows,
-        caption=(
-            "Breadth of each D layer's singular value spectrum at the end of training: stable "
-            "rank Σσ_i²/σ_1² divided by the number of singular values (1: all equal the "
-            "largest; 1/k: rank one); mean over the seeds with a checkpoint [95 % CI]. SNGAN "
-            "(figure 2) reports spectral norm keeping spectra broad where weight "
-            "normalization concentrates them."
-        ),
-    )
-    if source != "checkpoints":
-        doc.para(
-            f"(Breadth read from {BREADTH_FILE}, saved from the checkpoints by an earlier report.)"
-        )
-    return {"layers": titles, "runs": table, "run_dirs": rels, "source": source}
 
 
 def portable(x: Any) -> Any:
@@ -437,7 +373,7 @@ def build_report(
     (spectra, toy points).  ``embed_images`` inlines the PNGs into the HTML.  ``curves``
     names more logged tags (e.g. ``metrics/recall``) to draw against the step.
     ``last_k``: evaluations averaged into a run's final score, and ``claims``: the claims to
-    judge (:mod:`gansn.report.verdicts`); both default to the runs' ``study`` config key (the
+    judge (:mod:`gansn.study.verdicts`); both default to the runs' ``study`` config key (the
     study preset's), else ``LAST_K`` and no claims.
 
     Paths in the report are relative to ``sweep_dir``: a committed report names no folder of
@@ -500,7 +436,7 @@ def build_report(
     saved_breadth = _read_json(sweep / BREADTH_FILE)
     for s in study.settings:
         _setting_section(doc, s, many=len(study.settings) > 1, k=last_k)
-        if b := _breadth_table(doc, s, checkpoint_figures, saved_breadth):
+        if b := spectra.breadth_table(doc, s, checkpoint_figures, saved_breadth):
             breadth[s.id] = b
         if plots:
             figures[s.id], gone = _figures(doc, s, out, checkpoint_figures, curves)

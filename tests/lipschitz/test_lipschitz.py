@@ -429,6 +429,74 @@ def test_unknown_module_raises_or_marks_bound_invalid():
     assert out["lipschitz/grad_real_max"] > 0
 
 
+def test_every_registered_norm_declares_the_modules_it_builds():
+    """No closed list: each built-in norm's own ``lipschitz`` rules cover what it builds."""
+    from gansn.lipschitz.rules import fixed_rule, norm_rule
+    from gansn.nn import build_norm
+
+    for name in NORMS:
+        norm = build_norm(name)
+        for spatial in (True, False):
+            m = norm.feature(8, spatial)
+            assert norm_rule(m) is not None or fixed_rule(m) is not None, (name, m)
+        kinds = {rule.kind for rule in type(norm).lipschitz}
+        assert kinds <= {"weight", "feature"}, name
+        # a weight norm keeps the layer a conv/linear, measured on its effective weight
+        assert ("weight" in kinds) == (name in ("spectral", "weight"))
+
+
+class _StandardizeRows(nn.Module):
+    """A user's layer norm that is not ``nn.LayerNorm``: (N, C) -> (N, C)."""
+
+    def __init__(self, c: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.linspace(-2.0, 1.0, c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, unbiased=False, keepdim=True)
+        return self.weight * (x - mean) / torch.sqrt(var + self.eps)
+
+
+def test_a_norm_declaring_a_feature_rule_gets_gains_for_its_own_module():
+    """A plugin's standardizing module under ``LipschitzRule.feature_norm``: the worst-case
+    gain max|w|/sqrt(eps) enters the bound, and gain_batch (from the module's own forward)
+    matches numpy's SVD of the per-sample dense Jacobians."""
+    from gansn.nn import NORMS as REGISTERED
+    from gansn.nn import LipschitzRule, Norm
+
+    @REGISTERED.register("test_standardize_rows")
+    class _Rows(Norm):
+        lipschitz = (LipschitzRule.feature_norm(_StandardizeRows),)
+
+    try:
+        torch.manual_seed(0)
+        D = nn.Sequential(nn.Linear(4, 6), _StandardizeRows(6, 0.05), nn.ReLU(), nn.Linear(6, 1))
+        x = torch.randn(8, 4)
+        rows, out = lipschitz_report(D, (4,), real=x, n_iter=300)
+        row = next(r for r in rows if r["path"] == "1")
+        worst = 2.0 / math.sqrt(0.05)
+        assert row["gain_worst"] == pytest.approx(worst, rel=1e-6)
+        assert row["lip_operator"] == pytest.approx(worst, rel=1e-6)
+        W1, W2 = (D[i].weight.detach().double().numpy() for i in (0, 3))
+        assert out["lipschitz/bound_valid"] == 1.0
+        assert out["lipschitz/upper_operator"] == pytest.approx(
+            top_sv(W1) * worst * top_sv(W2), rel=1e-5
+        )
+        ref = D[1].double()
+        with torch.no_grad():
+            h = D[0].double()(x.double())
+        jac = [
+            torch.autograd.functional.jacobian(ref, h[i : i + 1]).reshape(6, 6).numpy()
+            for i in range(len(h))
+        ]
+        assert row["gain_batch"] == pytest.approx(max(map(top_sv, jac)), rel=1e-3)
+        assert row["gain_batch"] <= worst
+    finally:
+        REGISTERED._entries.pop("test_standardize_rows", None)
+
+
 def test_singular_value_spectra_match_numpy():
     torch.manual_seed(14)
     _, D = build_models(_spec("weight"))

@@ -11,6 +11,8 @@ Nothing here lives inside gansn.  Importing this module registers everything by 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +22,7 @@ from torch.utils.data import Dataset
 from gansn.data import DATASETS
 from gansn.errors import ConfigError
 from gansn.losses import LOSSES, GANLoss
-from gansn.nn import ARCHS, NORMS, Norm
+from gansn.nn import ARCHS, NORMS, LipschitzRule, Norm
 from gansn.nn.layers import Discriminator, Generator, linear
 
 # ---------------------------------------------------------------- a feature norm
@@ -43,11 +45,27 @@ class RMSNormChannels(nn.Module):
         return x / rms * gain
 
 
+def rms_gain(m: RMSNormChannels, in_shape: tuple[int, ...]) -> float:
+    """The l2 Lipschitz constant of ``m``: ``max|gain| / sqrt(eps)``.
+
+    At one position, with ``s = sqrt(|x|^2 / C + eps)``, the Jacobian of ``x / s`` is
+    ``(I - x x^T / (C s^2)) / s``: ``1/s`` across ``x``, ``eps / s^3`` along it, so its norm is
+    ``1/s <= 1/sqrt(eps)``, reached at ``x = 0``.  Positions and samples are independent
+    (a block-diagonal Jacobian) and the gain scales channels, hence the product.
+    """
+    return float(m.gain.detach().abs().max()) / math.sqrt(m.eps)
+
+
 @NORMS.register("rms")
 class RMSNorm(Norm):
-    """A feature norm: the ``feature`` hook returns the module placed after each layer."""
+    """A feature norm: the ``feature`` hook returns the module placed after each layer.
+
+    ``lipschitz`` declares the module's constant, so a D with this norm keeps a valid
+    Lipschitz upper bound (without it the bound would be marked invalid).
+    """
 
     name = "rms"
+    lipschitz = (LipschitzRule.fixed_gain(rms_gain, RMSNormChannels),)
 
     def __init__(self, eps: float = 1e-6) -> None:
         if eps <= 0:
@@ -77,9 +95,11 @@ class Clip(nn.Module):
 
 @NORMS.register("clip")
 class ClipNorm(Norm):
-    """A weight norm: the ``wrap`` hook reparametrizes each conv/linear weight."""
+    """A weight norm: the ``wrap`` hook reparametrizes each conv/linear weight (the bound
+    then uses the clipped weight's operator norm)."""
 
     name = "clip"
+    lipschitz = (LipschitzRule.weight_reparam(),)
 
     def __init__(self, c: float = 0.01) -> None:
         self.c = float(c)

@@ -167,6 +167,25 @@ def test_presets_carry_pacgans_config(dataset):
         assert sorted(map(tuple, data.centers.astype(int).tolist())) == want
 
 
+def test_presets_share_one_base_and_differ_only_in_their_mixture():
+    """pacgan_ring8 / pacgan_grid25 state only their dataset; the rest is pacgan/base."""
+    from gansn.config import config_dir
+
+    ring = to_plain(compose(["experiment=pacgan_ring8"]))
+    grid = to_plain(compose(["experiment=pacgan_grid25"]))
+    assert grid == to_plain(compose(["experiment=pacgan_ring8", "dataset=grid25"]))
+    assert {k for k in ring if ring[k] != grid[k]} == {"dataset"}
+    for key in ("n", "balanced", "seed"):  # the base's dataset keys reach both mixtures
+        assert ring["dataset"][key] == grid["dataset"][key]
+    # the base is not a runnable preset: `experiment=` lists only the files beside it
+    presets = {p.stem for p in (config_dir() / "experiment").glob("*.yaml")}
+    assert {"pacgan_ring8", "pacgan_grid25"} <= presets and "base" not in presets
+    for name in ("pacgan_ring8", "pacgan_grid25"):
+        text = (config_dir() / "experiment" / f"{name}.yaml").read_text()
+        keys = [ln for ln in text.splitlines() if ln and not ln.startswith(("#", " ", "-"))]
+        assert keys == ["defaults:"], keys  # no key of its own beyond the defaults list
+
+
 def _reference_simultaneous(G, D, batches, zs, lr, betas):
     """PacGAN's ``ali_algorithm`` by hand: both gradients at the same point, both step."""
     opt_g = torch.optim.Adam(G.parameters(), lr, betas=betas)
