@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gansn import distributed
+from gansn import distributed, schema
 from gansn.errors import ConfigError
 from gansn.metrics.features import FEATURES, FeatureExtractor, build_extractor
 from gansn.metrics.fid import (
@@ -634,31 +634,32 @@ def from_config(
 
     real: the real Dataset (or any source); test_dataset: the held-out split, used only to
     measure the classifier's accuracy.  ``inception_weights`` and ``download`` go to the
-    inception extractor, ``options`` to the default one.
+    inception extractor, ``options`` to the default one.  Absent keys take their defaults
+    (:data:`gansn.schema.METRICS`, the metrics group's keys).
     """
-    cfg = dict(cfg)
+    cfg = schema.complete(cfg, schema.METRICS)
     src = as_source(real)
-    features = cfg.get("features", "auto")
+    features = cfg["features"]
     resolved = _auto_features(src) if features == "auto" else features
     options: dict[str, dict[str, Any]] = {
         "inception": {
-            "weights": cfg.get("inception_weights"),
-            "download": bool(cfg.get("download", False)),
+            "weights": cfg["inception_weights"],
+            "download": bool(cfg["download"]),
         },
         "classifier": {"test_dataset": test_dataset},
     }
-    options.setdefault(resolved, {}).update(dict(cfg.get("options") or {}))
-    metrics = [m if isinstance(m, str) else dict(m) for m in cfg.get("list") or []]
+    options.setdefault(resolved, {}).update(dict(cfg["options"] or {}))
+    metrics = [m if isinstance(m, str) else dict(m) for m in cfg["list"] or []]
     return Evaluator(
         metrics,
         src,
         features=resolved,
         feature_options=options,
-        num_real=cfg.get("num_real"),
-        num_fake=int(cfg.get("num_fake", 2000)),
-        batch_size=int(cfg.get("batch_size", 100)),
+        num_real=cfg["num_real"],
+        num_fake=int(cfg["num_fake"]),
+        batch_size=int(cfg["batch_size"]),
         device=device,
-        cache_dir=cfg.get("cache_dir"),
+        cache_dir=cfg["cache_dir"],
         seed=seed,
         progress=progress,
         count_keys={"real": "metrics.num_real", "fake": "metrics.num_fake"},

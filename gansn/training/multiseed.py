@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from gansn.errors import ConfigError
+from gansn.schema import complete
 from gansn.training.stacked import StackedStep, check_supported, generator_from_global
 from gansn.training.trainer import Trainer, build_trainer
 
@@ -137,11 +138,12 @@ class _Coordinator:
 def _reads_models(t: Trainer) -> bool:
     """Whether ``t``'s loop reads its models or optimizers after the step it just took:
     the periodic work of ``Trainer._periodic`` (hooks, samples, checkpoints) and the end."""
-    n, cfg = t.step, t.cfg
+    n = t.step
     if n >= t.steps or t.stopped_by is not None:
         return True
+    cfg = complete(t.cfg)
     every = [h.every for h in t.hooks]
-    every += [int(cfg.get(k, 0) or 0) for k in ("sample_every", "ckpt_every", "keep_every")]
+    every += [int(cfg[k]) for k in ("sample_every", "ckpt_every", "keep_every")]
     return any(e > 0 and n % e == 0 for e in every)
 
 
