@@ -50,13 +50,12 @@ OPTIONS = Node(
 
 
 def _load_models(path: str) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """``(G, D, spec, the run's config)``, completed with the training defaults: a checkpoint
-    not written by a training run has no config, and one from an older gansn may lack keys;
-    either measures as a run with the defaults would."""
+    """``(G, D, spec, the run's config)``; a checkpoint not written by a training run has no
+    config (``{}``)."""
     from gansn.checkpoint import load_checkpoint, load_models
 
     G, D, spec = load_models(path)
-    return G, D, spec, complete(load_checkpoint(path).get("config") or {})
+    return G, D, spec, load_checkpoint(path).get("config") or {}
 
 
 def _training_inputs(
@@ -69,6 +68,9 @@ def _training_inputs(
     from gansn.data import build_dataset
     from gansn.training.hooks import fixed_real_batch
 
+    # no config, or one from an older gansn that lacks keys: measured as a run with the
+    # training defaults would be
+    cfg = complete(cfg)
     n = int(cfg["lipschitz"]["n_samples"]) if opts["n"] == "run" else opts["n"]
     seed = int(cfg["seed"]) if opts["seed"] == "run" else int(opts["seed"])
     if not n:
