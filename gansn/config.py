@@ -1,11 +1,21 @@
-"""Where the configs live, and composing them without a Hydra app (tests, resume, notebooks)."""
+"""Where the configs live, and composing them without a Hydra app (tests, resume, notebooks).
+
+Importing this module registers :data:`gansn.schema.TRAIN`'s defaults with Hydra's
+ConfigStore as ``gansn_defaults``, the first entry of conf/train.yaml's defaults list: the
+YAML files state only what differs from them, and a composed config holds every key.  A
+config built in Python gets the same defaults from :func:`complete`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import gansn
+from gansn import schema
+
+DEFAULTS_NAME = "gansn_defaults"  # the ConfigStore entry train.yaml's defaults list names
 
 
 def config_dir() -> Path:
@@ -29,6 +39,7 @@ def compose(overrides: list[str] = (), config_name: str = "train") -> Any:
     """
     # imported here: the package stays importable without Hydra (CONVENTIONS); only
     # composing a config needs it
+    register_defaults()
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -47,3 +58,30 @@ def to_plain(cfg: Any) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     return dict(cfg)
+
+
+def register_defaults() -> None:
+    """Store :data:`gansn.schema.TRAIN`'s default tree in Hydra's ConfigStore (idempotent).
+
+    Called when this module is imported, so that a Hydra app whose module imports it
+    (``gansn.cli.train``) finds ``gansn_defaults``; Hydra hands the ConfigStore on to the
+    processes of a launcher.  Environment defaults stay ``${oc.env:...}`` interpolations.
+    """
+    try:
+        from hydra.core.config_store import ConfigStore
+    except ImportError:  # Hydra-less use of the package: nothing to compose with
+        return
+    store = ConfigStore.instance()
+    if f"{DEFAULTS_NAME}.yaml" not in store.repo:
+        store.store(name=DEFAULTS_NAME, node=schema.defaults(schema.TRAIN, hydra=True))
+
+
+def complete(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A training config (a ``DictConfig`` or plain dicts) -> plain dicts with every absent
+    key given its declared default (:data:`gansn.schema.TRAIN`), so code reads
+    ``cfg["log_every"]`` directly.  A composed config is complete already; a config built by
+    hand, or one saved by an older gansn, is not."""
+    return schema.complete(to_plain(cfg))
+
+
+register_defaults()

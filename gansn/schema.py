@@ -1,338 +1,150 @@
-"""Types and ranges of every config key and command-line option, checked before any work.
+"""Every config key and command-line option once: its rule (type and range), default and help.
 
-A rule per key (:class:`Int`, :class:`Float`, :class:`Choice`, ...) and a :class:`Node` per
-config group.  :func:`problems` walks a config against a node and returns one line per
-problem, each naming the key and what it must be (``steps must be a positive integer, got
--1``); an unknown key gets the closest valid names.  ``gansn-train`` checks the composed
-config against :data:`TRAIN` before Hydra makes a run dir, the trainer checks it again (the
-Python API), and the small CLIs check their ``key=value`` options with the same rules.
+A :class:`Key` per option and a :class:`Node` per config group.  From these tables come
+
+- the checks: :func:`problems` walks a config against a node and returns one line per
+  problem, each naming the key and what it must be (``steps must be a positive integer, got
+  -1``); an unknown key gets the closest valid names;
+- the defaults: :func:`defaults` is the node's default tree (``gansn.config`` registers
+  :data:`TRAIN`'s with Hydra's ConfigStore, the first entry of conf/train.yaml's defaults
+  list), and :func:`complete` fills a config's absent keys with them, so code reads
+  ``cfg["log_every"]`` and never carries a default of its own;
+- the ``--help`` of ``gansn-train`` (:func:`entries`) and of the small CLIs.
+
+``gansn-train`` checks the composed config against :data:`TRAIN` before Hydra makes a run
+dir, the trainer checks it again (the Python API), and the small CLIs check their
+``key=value`` options against their own nodes, which share :data:`METRIC_KEYS`.
 
 No torch, Hydra or registry imports here: the command line is refused before they load.
 Nodes marked ``open`` take options this table does not list (a registered norm's, dataset's,
 loss's or optimizer's keyword arguments); their builders refuse unknown ones against the
-entry's signature (:func:`gansn.registry.check_options`).
+entry's signature (:func:`gansn.registry.check_options`), and those keys' defaults are the
+entry's own.
 """
 
 from __future__ import annotations
 
-import math
+import copy
 import os
-import re
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from gansn.errors import ConfigError, close_matches, did_you_mean
+from gansn.errors import ConfigError, close_matches
+from gansn.rules import (
+    NAME_MAX,
+    Betas,
+    Bool,
+    Choice,
+    ClaimList,
+    Device,
+    Dict,
+    Float,
+    Int,
+    MetricList,
+    OutFile,
+    Rule,
+    Str,
+    StrList,
+    writable_dir_problem,
+    writable_file_problem,
+)
+
+# the rules are imported from here by the CLIs and scripts: one import for a whole option table
+__all__ = [
+    "NAME_MAX",
+    "Betas",
+    "Bool",
+    "Choice",
+    "ClaimList",
+    "Device",
+    "Dict",
+    "Float",
+    "Int",
+    "MetricList",
+    "OutFile",
+    "Rule",
+    "Str",
+    "StrList",
+    "writable_dir_problem",
+    "writable_file_problem",
+]
 
 
-def _is_int(v: Any) -> bool:
-    # YAML's true/false are ints to Python; `steps=true` is a mistake, not 1
-    return isinstance(v, int) and not isinstance(v, bool)
+class _Absent:
+    """The default of a key that has none: absent stays absent (e.g. a dataset's ``n``)."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-class Rule:
-    """What one value must be; ``problem`` -> one line, or None when the value is fine."""
-
-    null: bool = False
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def ok(self, v: Any) -> bool:
-        raise NotImplementedError
-
-    def problem(self, key: str, v: Any) -> str | None:
-        if v is None and self.null:
-            return None
-        if self.ok(v):
-            return None
-        what = self.describe()
-        return f"{key} must be {'null or ' + what if self.null else what}, got {v!r}"
-
-
-@dataclass(frozen=True)
-class Int(Rule):
-    min: int | None = None
-    max: int | None = None
-    null: bool = False
-    words: tuple[str, ...] = ()  # literal words accepted too (e.g. "run": the run's own)
-
-    def describe(self) -> str:
-        if self.min is not None and self.max is not None:
-            what = f"an integer in [{self.min}, {self.max}]"
-        elif self.min == 1:
-            what = "a positive integer"
-        elif self.min is not None:
-            what = f"an integer >= {self.min}"
-        else:
-            what = "an integer"
-        return " or ".join([what, *(repr(w) for w in self.words)])
-
-    def ok(self, v: Any) -> bool:
-        if isinstance(v, str) and v in self.words:
-            return True
-        return (
-            _is_int(v)
-            and (self.min is None or v >= self.min)
-            and (self.max is None or v <= self.max)
-        )
+ABSENT: Any = _Absent()
+REQUIRED = "???"  # a CLI option the user must give (OmegaConf's mark for a missing value)
 
 
 @dataclass(frozen=True)
-class Float(Rule):
-    """A finite number (ints too) within the given bounds."""
+class FromEnv:
+    """A default read from an environment variable when it is set, else ``fallback``.
 
-    gt: float | None = None
-    ge: float | None = None
-    lt: float | None = None
-    le: float | None = None
-    null: bool = False
+    Hydra sees it as ``${oc.env:VAR,'fallback'}`` (resolved when the config is), a config
+    built in Python or a CLI option reads the environment when it is completed.
+    """
 
-    def describe(self) -> str:
-        lo = "(" if self.gt is not None else "["
-        lo_v = self.gt if self.gt is not None else self.ge
-        hi = ")" if self.lt is not None else "]"
-        hi_v = self.lt if self.lt is not None else self.le
-        if lo_v is not None and hi_v is not None:
-            return f"a number in {lo}{lo_v:g}, {hi_v:g}{hi}"
-        if self.gt == 0:
-            return "a positive number"
-        if lo_v is not None:
-            return f"a number {'>' if self.gt is not None else '>='} {lo_v:g}"
-        if hi_v is not None:
-            return f"a number {'<' if self.lt is not None else '<='} {hi_v:g}"
-        return "a finite number"
+    var: str
+    fallback: str
 
-    def ok(self, v: Any) -> bool:
-        return (
-            _is_number(v)
-            and math.isfinite(v)
-            and (self.gt is None or v > self.gt)
-            and (self.ge is None or v >= self.ge)
-            and (self.lt is None or v < self.lt)
-            and (self.le is None or v <= self.le)
-        )
+    def value(self) -> str:
+        return os.environ.get(self.var, self.fallback)
+
+    def interpolation(self) -> str:
+        return f"${{oc.env:{self.var},'{self.fallback}'}}"
+
+    def __str__(self) -> str:
+        return f"${self.var} or {self.fallback}"
 
 
 @dataclass(frozen=True)
-class Bool(Rule):
-    null: bool = False
+class Key:
+    """One option: what its value must be, its default (``ABSENT``: none) and one line of help.
 
-    def describe(self) -> str:
-        return "true or false"
+    composed: the default is in the config Hydra composes; False for keys a run could only
+    add with ``+key=value`` before they were declared here (Hydra refuses ``+`` for a key
+    that exists, and an older run's saved overrides must still compose): :func:`complete`
+    fills them in.
+    """
 
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, bool)
+    rule: Rule
+    default: Any = ABSENT
+    help: str = ""
+    composed: bool = True
 
+    def value(self) -> Any:
+        """The default as a config holds it: the environment read, containers fresh copies."""
+        if isinstance(self.default, FromEnv):
+            return self.default.value()
+        return copy.deepcopy(self.default)
 
-@dataclass(frozen=True)
-class Str(Rule):
-    null: bool = False
-
-    def describe(self) -> str:
-        return "a string"
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, str) and v != ""
-
-
-@dataclass(frozen=True)
-class Choice(Rule):
-    values: tuple[Any, ...] = ()
-    null: bool = False
-
-    def describe(self) -> str:
-        return f"one of {', '.join(map(str, self.values))}"
-
-    def ok(self, v: Any) -> bool:
-        return not isinstance(v, list | dict) and v in self.values
-
-    def problem(self, key: str, v: Any) -> str | None:
-        line = super().problem(key, v)
-        if line is None or not isinstance(v, str) or not close_matches(v, map(str, self.values)):
-            return line
-        return line + did_you_mean(v, map(str, self.values))
-
-
-@dataclass(frozen=True)
-class Device(Rule):
-    null: bool = False
-
-    def describe(self) -> str:
-        return "auto, cpu, cuda, cuda:N or mps"
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None
-
-
-@dataclass(frozen=True)
-class Betas(Rule):
-    null: bool = False
-
-    def describe(self) -> str:
-        return "two numbers in [0, 1)"
-
-    def ok(self, v: Any) -> bool:
-        return (
-            isinstance(v, list | tuple)
-            and len(v) == 2
-            and all(_is_number(b) and 0 <= b < 1 for b in v)
-        )
-
-
-@dataclass(frozen=True)
-class StrList(Rule):
-    null: bool = False
-
-    def describe(self) -> str:
-        return "a list of strings ([a,b])"
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, list | tuple) and all(isinstance(s, str) for s in v)
-
-
-@dataclass(frozen=True)
-class MetricList(Rule):
-    """Metric names, or ``{name: ..., <option>: ...}`` nodes (a bare name is one metric)."""
-
-    null: bool = False
-
-    def describe(self) -> str:
-        return "a metric name or a list of them ([fid,kid])"
-
-    def ok(self, v: Any) -> bool:
-        items = v if isinstance(v, list | tuple) else [v]
-        return all(
-            (isinstance(m, str) and m)
-            or (isinstance(m, Mapping) and isinstance(m.get("name"), str))
-            for m in items
-        )
-
-
-@dataclass(frozen=True)
-class ClaimList(Rule):
-    """A study's claims: mappings with id, subject, rivals and metrics (the report parses
-    them fully, :func:`gansn.report.verdicts.parse_claims`)."""
-
-    null: bool = False
-
-    def describe(self) -> str:
-        return "a list of claims ({id, subject, rivals, metrics[, text, where, score]})"
-
-    def ok(self, v: Any) -> bool:
-        need = {"id", "subject", "rivals", "metrics"}
-        return isinstance(v, list | tuple) and all(
-            isinstance(c, Mapping) and need <= set(c) for c in v
-        )
-
-
-@dataclass(frozen=True)
-class Dict(Rule):
-    null: bool = False
-
-    def describe(self) -> str:
-        return "a mapping ({key: value})"
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, Mapping)
-
-
-@dataclass(frozen=True)
-class OutFile(Rule):
-    """A path to write, with one of ``suffixes``; its folder must be creatable and writable."""
-
-    suffixes: tuple[str, ...] = ()
-    null: bool = False
-
-    def describe(self) -> str:
-        return f"a {' or '.join(self.suffixes)} file path"
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, str) and v != "" and Path(v).suffix.lower() in self.suffixes
-
-    def problem(self, key: str, v: Any) -> str | None:
-        line = super().problem(key, v)
-        if line is not None or v is None:
-            return line
-        return writable_file_problem(key, Path(v).expanduser())
-
-
-# the longest file name (one path component) nearly every file system takes, in bytes
-NAME_MAX = 255
-
-
-def writable_file_problem(key: str, path: Path) -> str | None:
-    """Why ``path`` cannot be written as a file (None if it can), found before writing."""
-    label = f"{key}={path}" if key else str(path)
-    if (line := _name_problem(label, path, "path")) is not None:
-        return line
-    if path.is_dir():
-        return f"{label} is a directory; give a file path"
-    probe = path.parent
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"{label}: {probe} exists and is not a directory; choose another path"
-    return _write_problem(label, probe, "path")
-
-
-def writable_dir_problem(key: str, path: Path) -> str | None:
-    """Why ``path`` cannot be made or written as a directory (None if it can)."""
-    label = f"{key}={path}"
-    if (line := _name_problem(label, path, key)) is not None:
-        return line
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"{label}: {probe} exists and is not a directory; choose another {key}"
-    return _write_problem(label, probe, key)
-
-
-def _name_problem(label: str, path: Path, what: str) -> str | None:
-    """A path no file system can hold: a name longer than ``NAME_MAX`` bytes (the OS says
-    only "File name too long", from deep inside the first call that touches it)."""
-    for part in path.parts:
-        size = len(os.fsencode(part))
-        if size > NAME_MAX:
-            return (
-                f"{label[:60]}...: the name {part[:20]}... is {size} bytes long, and a file or "
-                f"folder name may have at most {NAME_MAX}; choose another {what}"
-            )
-    return None
-
-
-def _write_problem(label: str, folder: Path, what: str) -> str | None:
-    """Whether new entries can be made in the existing ``folder``: its permissions, then a
-    real try (a folder made and removed at once), since root passes every permission check
-    and pseudo file systems (/proc, /sys) refuse what their modes allow."""
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{label}: {folder} is not writable; choose another {what}"
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".gansn-probe-", dir=folder))
-    except OSError as err:
-        why = err.strerror or type(err).__name__
-        return f"{label}: nothing can be created in {folder} ({why}); choose another {what}"
-    return None
+    def with_default(self, default: Any, help: str | None = None) -> Key:
+        """The same option with another default (a CLI whose use differs from training's)."""
+        return Key(self.rule, default, self.help if help is None else help, self.composed)
 
 
 @dataclass(frozen=True)
 class Node:
-    """A config group: a rule or node per key.
+    """A config group: a :class:`Key` (or bare :class:`Rule`) or sub-``Node`` per key.
 
     open: unknown keys are passed on (a registry entry's options, checked where it is
-    built); required: keys that must be present.
+    built); required: keys that must be present (keys with a default never are missing).
     """
 
-    keys: Mapping[str, Rule | Node] = field(default_factory=dict)
+    keys: Mapping[str, Key | Rule | Node] = field(default_factory=dict)
     open: bool = False
     required: tuple[str, ...] = ()
+    help: str = ""
+
+
+def _rule(entry: Key | Rule | Node) -> Rule | Node:
+    return entry.rule if isinstance(entry, Key) else entry
 
 
 def unknown_key_line(path: str, key: str, prefix: str, valid: Any) -> str:
@@ -353,16 +165,18 @@ def problems(cfg: Any, node: Node, prefix: str = "") -> list[str]:
     out = []
     for key in node.required:
         if key not in cfg:
-            rule = node.keys.get(key)
+            rule = _rule(node.keys[key]) if key in node.keys else None
             what = rule.describe() if isinstance(rule, Rule) else "a config group"
             out.append(f"{prefix}{key} is missing; it must be {what}")
     for key, value in cfg.items():
-        rule = node.keys.get(key)
+        entry = node.keys.get(key)
         path = f"{prefix}{key}"
-        if rule is None:
+        if entry is None:
             if not node.open:
                 out.append(unknown_key_line(path, key, prefix, node.keys))
-        elif isinstance(rule, Node):
+            continue
+        rule = _rule(entry)
+        if isinstance(rule, Node):
             if value is not None or rule.required:
                 out += problems(value, rule, f"{path}.")
         elif (line := rule.problem(path, value)) is not None:
@@ -370,16 +184,76 @@ def problems(cfg: Any, node: Node, prefix: str = "") -> list[str]:
     return out
 
 
-def check(cfg: Any, node: Node, what: str = "invalid config") -> None:
-    """Raise ``ConfigError`` with one line per problem (one line in all for one problem)."""
-    raise_problems(problems(cfg, node), what)
-
-
 def raise_problems(lines: list[str], what: str = "invalid config") -> None:
+    """Raise ``ConfigError`` with one line per problem (one line in all for one problem)."""
     if len(lines) == 1:
         raise ConfigError(f"{what}: {lines[0]}")
     if lines:
         raise ConfigError(f"{what} ({len(lines)} problems):\n  - " + "\n  - ".join(lines))
+
+
+def defaults(node: Node, *, hydra: bool = False) -> dict[str, Any]:
+    """``node``'s default tree: every key that has a default (sub-nodes with none left out).
+
+    hydra: the tree Hydra composes under the YAML files: environment defaults as OmegaConf
+    interpolations (resolved with the config), keys not ``composed`` left out; else every
+    default, the environment read now.
+    """
+    out: dict[str, Any] = {}
+    for key, entry in node.keys.items():
+        if isinstance(entry, Node):
+            sub = defaults(entry, hydra=hydra)
+            if sub:
+                out[key] = sub
+        elif isinstance(entry, Key) and entry.default is not ABSENT:
+            if hydra and not entry.composed:
+                continue
+            env = isinstance(entry.default, FromEnv)
+            out[key] = entry.default.interpolation() if hydra and env else entry.value()
+    return out
+
+
+def complete(cfg: Mapping[str, Any], node: Node | None = None) -> dict[str, Any]:
+    """``cfg`` (a plain mapping, not changed) with every absent key given its default.
+
+    A sub-node that is absent or null gets its whole default tree; present values are kept
+    as they are (not checked: :func:`problems` does that).  ``node`` is :data:`TRAIN` when
+    not given, so ``complete(cfg)`` completes a training config built by hand.
+    """
+    node = TRAIN if node is None else node
+    out = dict(cfg)
+    for key, entry in node.keys.items():
+        if isinstance(entry, Node):
+            value = out.get(key)
+            if isinstance(value, Mapping):
+                out[key] = complete(value, entry)
+            elif value is None and (sub := defaults(entry)):
+                out[key] = sub
+        elif isinstance(entry, Key) and entry.default is not ABSENT and key not in out:
+            out[key] = entry.value()
+    return out
+
+
+def entries(node: Node, prefix: str = "") -> Iterator[tuple[str, Key]]:
+    """``(dotted key, Key)`` of every key declared with a :class:`Key`, in table order."""
+    for key, entry in node.keys.items():
+        if isinstance(entry, Node):
+            yield from entries(entry, f"{prefix}{key}.")
+        elif isinstance(entry, Key):
+            yield f"{prefix}{key}", entry
+
+
+def show(value: Any) -> str:
+    """A default as it is typed on a command line (``null``, ``true``, ``[fid, kid]``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 # --- gansn-train's config (conf/train.yaml and its groups) ------------------------------------
@@ -387,156 +261,242 @@ def raise_problems(lines: list[str], what: str = "invalid config") -> None:
 UPDATES = ("alternating", "simultaneous")
 AMP = ("off", "bf16", "fp16")
 BACKENDS = ("auto", "gloo", "nccl")
+CACHE = FromEnv("GANSN_CACHE", "~/.cache/gansn")
 
+# a norm's, dataset's and loss's defaults are the registered entry's own (its signature)
 NORM = Node(
     {
-        "name": Str(),
-        "eps": Float(gt=0),
-        "momentum": Float(ge=0, le=1, null=True),  # null: BN's cumulative average
-        "n_power_iterations": Int(1),
-        "num_groups": Int(1),
-        "affine": Bool(),
+        "name": Key(Str(), help="registry name (gansn.nn.NORMS)"),
+        "eps": Key(Float(gt=0)),
+        "momentum": Key(Float(ge=0, le=1, null=True)),  # null: BN's cumulative average
+        "n_power_iterations": Key(Int(1)),
+        "num_groups": Key(Int(1)),
+        "affine": Key(Bool()),
     },
     open=True,
 )
 
 DATASET = Node(
     {
-        "name": Str(),
-        "root": Str(null=True),
-        "split": Str(null=True),
-        "n": Int(1, null=True),
-        "img_size": Int(1),
-        "channels": Int(1, null=True),
-        "num_classes": Int(1),
-        "seed": Int(0),
-        "modes": Int(1),
-        "side": Int(1),
-        "radius": Float(gt=0),
-        "spacing": Float(gt=0),
-        "std": Float(ge=0),
-        "download": Bool(),
-        "stacked": Bool(),
-        "labels": Bool(),
-        "balanced": Bool(),
-        "resize": Choice(("resize", "pad")),
-        "interpolation": Str(),
-        "extensions": StrList(null=True),
+        "name": Key(Str(), help="registry name (gansn.data.DATASETS)"),
+        "root": Key(Str(null=True)),
+        "split": Key(Str(null=True)),
+        "n": Key(Int(1, null=True)),
+        "img_size": Key(Int(1)),
+        "channels": Key(Int(1, null=True)),
+        "num_classes": Key(Int(1)),
+        "seed": Key(Int(0)),
+        "modes": Key(Int(1)),
+        "side": Key(Int(1)),
+        "radius": Key(Float(gt=0)),
+        "spacing": Key(Float(gt=0)),
+        "std": Key(Float(ge=0)),
+        "download": Key(Bool()),
+        "stacked": Key(Bool()),
+        "labels": Key(Bool()),
+        "balanced": Key(Bool()),
+        "resize": Key(Choice(("resize", "pad"))),
+        "interpolation": Key(Str()),
+        "extensions": Key(StrList(null=True)),
     },
     open=True,
 )
 
+# keys starting with "_" other than _target_ (Hydra's _partial_, which older runs saved) pass
+# as open keys and are never given to the optimizer (trainer.build_optimizer)
 OPTIMIZER = Node(
     {
-        "_target_": Str(),
-        "_partial_": Bool(),
-        "lr": Float(gt=0),
-        "betas": Betas(),
-        "eps": Float(gt=0),
-        "weight_decay": Float(ge=0),
-        "momentum": Float(ge=0),
+        "_target_": Key(Str(), "torch.optim.Adam", "optimizer class by import path"),
+        "lr": Key(Float(gt=0), help="learning rate"),
+        "betas": Key(Betas(), help="Adam's (beta1, beta2)"),
+        "eps": Key(Float(gt=0)),
+        "weight_decay": Key(Float(ge=0)),
+        "momentum": Key(Float(ge=0)),
     },
     open=True,  # any keyword of the torch.optim class (build_optimizer checks its signature)
     required=("lr",),
 )
 
+# what gansn-train's metrics group and gansn-eval share (gansn-eval sets its own defaults)
+METRIC_KEYS: dict[str, Key] = {
+    "features": Key(Str(), "auto", "auto | classifier | inception | raw (docs/metrics.md)"),
+    "num_real": Key(Int(1, null=True), 2000, "real samples compared against (null: all)"),
+    "num_fake": Key(Int(1), 2000, "generated samples per evaluation"),
+    "batch_size": Key(Int(1), 100, "samples per generator / feature-extractor batch"),
+    "real_split": Key(Choice(("train", "test")), "train", "dataset split of the real samples"),
+    "inception_weights": Key(
+        Str(null=True), None, "FID Inception weights file (.pth or TorchScript .pt)"
+    ),
+    "download": Key(Bool(), False, "allow torch.hub to download pytorch-fid's Inception weights"),
+    "cache_dir": Key(Str(null=True), CACHE, "trained classifiers and real-data statistics"),
+}
+
 METRICS = Node(
     {
-        "eval_every": Int(0),
-        "list": MetricList(null=True),
-        "best": Str(null=True),
-        "features": Str(),
-        "num_real": Int(1, null=True),
-        "num_fake": Int(1),
-        "batch_size": Int(1),
-        "bn_updates": Int(0),  # EvalHook's: batch-norm re-estimation batches before evaluating
-        "real_split": Choice(("train", "test")),
-        "options": Dict(null=True),  # the extractor's options, checked when it is built
-        "inception_weights": Str(null=True),
-        "download": Bool(),
-        "cache_dir": Str(null=True),
+        "eval_every": Key(Int(0), 0, "evaluate every N G steps (0: never during training)"),
+        "list": Key(MetricList(null=True), [], "metric names / {name: ..., <option>: ...} nodes"),
+        "best": Key(Str(null=True), None, "metric tag best.pt is kept by (null: no best.pt)"),
+        "features": METRIC_KEYS["features"],
+        "num_real": METRIC_KEYS["num_real"],
+        "num_fake": METRIC_KEYS["num_fake"],
+        "bn_updates": Key(Int(0), 0, "G batch-norm re-estimation batches before evaluating"),
+        "batch_size": METRIC_KEYS["batch_size"],
+        "real_split": METRIC_KEYS["real_split"],
+        "options": Key(Dict(null=True), {}, "the feature extractor's options"),
+        "inception_weights": METRIC_KEYS["inception_weights"],
+        "download": METRIC_KEYS["download"],
+        "cache_dir": METRIC_KEYS["cache_dir"],
+    },
+    help="evaluation during training (the metrics group's presets set what differs)",
+)
+
+# LipschitzTracker's keyword arguments (n_samples is the hook's); a run measures with fewer
+# power iterations per call than the tracker's default and does not stop on a layer the bound
+# does not know (a user plugin); the other defaults are the tracker's (a test compares them).
+# Runs set the keys below n_iter with +lipschitz.<key>=... before they were declared here.
+LIPSCHITZ = Node(
+    {
+        "n_samples": Key(Int(1), 32, "fixed real/fake batch the gradient-norm lower bounds use"),
+        "n_iter": Key(Int(1), 3, "power-iteration steps per layer and call (vectors persist)"),
+        "n_iter_init": Key(Int(1), 50, "power-iteration steps of the first call", composed=False),
+        "bound_mode": Key(
+            Choice(("auto", "train", "eval")),
+            "auto",
+            "normalization gains: auto | train | eval",
+            composed=False,
+        ),
+        "strict": Key(
+            Bool(), False, "stop on a layer the bound does not know (false: warn)", composed=False
+        ),
+        "fd_step": Key(
+            Float(gt=0), 1e-3, "finite-difference step of the gain estimates", composed=False
+        ),
+        "gain_samples": Key(
+            Int(1), 8, "samples of the normalization-gain estimates", composed=False
+        ),
     }
 )
 
 TRAIN = Node(
     {
-        "seed": Int(0),
-        "steps": Int(1),
-        "steps_by_setting": Dict(null=True),  # used as steps: ${steps_by_setting.${setting}}
-        "batch_size": Int(1),
-        "g_batch_size": Int(1, null=True),
-        "n_dis": Int(1),
-        "update": Choice(UPDATES),
-        "setting": Str(null=True),
-        "device": Device(),
-        "threads": Int(0),
-        "flush_denormal": Bool(),
-        "amp": Choice(AMP),
-        "compile": Bool(),
-        "channels_last": Bool(),
-        "distributed": Node({"backend": Choice(BACKENDS), "sync_bn": Bool()}),
-        "num_workers": Int(0),  # DataLoader workers for per-item datasets (not in train.yaml)
-        "resume": Str(null=True),
-        "imports": StrList(null=True),
-        "report": Bool(),
-        "study": Node({"last_k": Int(1), "claims": ClaimList(null=True)}),
-        "ema": Node({"enabled": Bool(), "decay": Float(ge=0, lt=1), "start": Int(0)}),
-        "log_every": Int(0),
-        "sample_every": Int(0),
-        "ckpt_every": Int(0),
-        "keep_every": Int(0),
-        "lipschitz_every": Int(0),
-        # n_samples is the hook's; the rest are LipschitzTracker's keyword arguments
-        "lipschitz": Node(
+        "seed": Key(Int(0), 0, "seeds models, latents and data order; runs are reproducible"),
+        "steps": Key(Int(1), 1200, "generator updates (the x-axis of every plot)"),
+        "steps_by_setting": Key(
+            Dict(null=True), None, "{setting label: steps}: steps: ${steps_by_setting.${setting}}"
+        ),
+        "batch_size": Key(Int(1), 64, "real and fake samples per D update (all ranks together)"),
+        "g_batch_size": Key(
+            Int(1, null=True), None, "fake samples per G update (null: batch_size)"
+        ),
+        "n_dis": Key(Int(1), 1, "D updates per G update"),
+        "update": Key(
+            Choice(UPDATES), "alternating", "alternating (n_dis D steps, then G) | simultaneous"
+        ),
+        "setting": Key(Str(null=True), None, "label of the optimizer setting (the setting group)"),
+        "device": Key(Device(), "auto", "auto (cuda if available), cpu, cuda or cuda:N"),
+        "threads": Key(Int(0), 0, "torch CPU threads (0: OMP_NUM_THREADS, else a fair share)"),
+        "flush_denormal": Key(
+            Bool(), True, "CPU: treat denormal floats as 0 (a saturated D is 2-3x slower without)"
+        ),
+        "amp": Key(Choice(AMP), "off", "mixed precision of forward passes: off | bf16 | fp16"),
+        "compile": Key(Bool(), False, "torch.compile G and D (falls back to eager with a warning)"),
+        "channels_last": Key(Bool(), False, "NHWC memory format for image models and batches"),
+        "distributed": Node(
             {
-                "n_samples": Int(1),
-                "n_iter": Int(1),
-                "n_iter_init": Int(1),
-                "bound_mode": Choice(("auto", "train", "eval")),
-                "strict": Bool(),
-                "fd_step": Float(gt=0),
-                "gain_samples": Int(1),
+                "backend": Key(
+                    Choice(BACKENDS),
+                    "auto",
+                    "auto (gloo for CPU tensors, + nccl for CUDA) | gloo | nccl",
+                ),
+                "sync_bn": Key(Bool(), False, "SyncBatchNorm across ranks (CUDA only)"),
+            },
+            help="used under torchrun (docs/distributed.md); ignored in one process",
+        ),
+        "num_workers": Key(Int(0), 0, "DataLoader workers for per-item datasets", composed=False),
+        "resume": Key(Str(null=True), None, "run dir or checkpoint to continue from"),
+        "imports": Key(StrList(null=True), [], "modules to import first (your own norms, archs)"),
+        "report": Key(Bool(), False, "with -m: write <sweep dir>/report/ when the sweep ends"),
+        "study": Node(
+            {
+                "last_k": Key(Int(1), 3, "a run's final score: the mean of its last k evaluations"),
+                "claims": Key(ClaimList(null=True), [], "claims the report tests over seeds"),
+            },
+            help="how the report scores this run (study presets fill it in)",
+        ),
+        "ema": Node(
+            {
+                "enabled": Key(Bool(), True, "keep an exponential moving average of G"),
+                "decay": Key(
+                    Float(ge=0, lt=1),
+                    0.999,
+                    "EMA decay; warmed up as min(decay, (1 + t) / (10 + t))",
+                ),
+                "start": Key(Int(0), 0, "first G step that updates the EMA (before: a copy of G)"),
             }
         ),
-        "grid": Node({"n": Int(1), "nrow": Int(1)}),
+        "log_every": Key(Int(0), 25, "scalars to TensorBoard and metrics.jsonl every N G steps"),
+        "sample_every": Key(
+            Int(0), 200, "fixed-noise sample grid every N G steps (and at the end)"
+        ),
+        "ckpt_every": Key(Int(0), 200, "checkpoints/last.pt every N G steps (and at the end)"),
+        "keep_every": Key(
+            Int(0), 0, "also keep checkpoints/step_XXXXXX.pt every N G steps (0: never)"
+        ),
+        "lipschitz_every": Key(Int(0), 200, "Lipschitz estimates of D every N G steps (0: off)"),
+        "lipschitz": LIPSCHITZ,
+        "grid": Node(
+            {
+                "n": Key(Int(1), 64, "samples in the fixed-noise grid"),
+                "nrow": Key(Int(1), 8, "images per grid row"),
+            }
+        ),
         "model": Node(
             {
-                "name": Str(),
-                "z_dim": Int(1),
-                "width": Float(gt=0),
-                "options": Dict(null=True),  # the architecture's, checked when it is built
+                "name": Key(Str(), help="registry name (gansn.nn.ARCHS)"),
+                "z_dim": Key(Int(1), help="latent dimension"),
+                "width": Key(Float(gt=0), 1.0, "multiplies every channel count"),
+                "options": Key(Dict(null=True), help="the architecture's keyword arguments"),
             },
             required=("name", "z_dim"),
         ),
         "g_norm": NORM,
         "d_norm": NORM,
         "dataset": DATASET,
-        "loss": Node({"name": Str(), "gp_weight": Float(ge=0)}, open=True),
+        "loss": Node(
+            {"name": Key(Str(), help="registry name"), "gp_weight": Key(Float(ge=0))}, open=True
+        ),
         "optim": Node(
-            {"g": OPTIMIZER, "d": OPTIMIZER, "lr_decay": Choice(("none", "linear"))},
+            {
+                "g": OPTIMIZER,
+                "d": OPTIMIZER,
+                "lr_decay": Key(
+                    Choice(("none", "linear")),
+                    "none",
+                    "none | linear (both learning rates decay linearly to 0 at steps)",
+                ),
+            },
             required=("g", "d"),
         ),
         "metrics": METRICS,
     },
-    required=("steps", "batch_size", "n_dis"),
 )
 
 
 def train_config_problems(cfg: Mapping[str, Any]) -> list[str]:
-    """Every problem of a composed training config: each key's rule, then the rules that
-    tie keys together."""
+    """Every problem of a training config: each key's rule, then the rules that tie keys
+    together (absent keys read as their defaults)."""
     out = problems(cfg, TRAIN)
     if not isinstance(cfg, Mapping):
         return out
-    update = cfg.get("update", "alternating")
-    if update == "simultaneous":
-        if cfg.get("n_dis") != 1:
+    full = complete(cfg)
+    if full["update"] == "simultaneous":
+        if full["n_dis"] != 1:
             out.append(
                 "update=simultaneous takes one D and one G update per step: n_dis must be 1, "
-                f"got {cfg.get('n_dis')!r}"
+                f"got {full['n_dis']!r}"
             )
-        gb = cfg.get("g_batch_size")
-        if gb is not None and gb != cfg.get("batch_size"):
+        gb = full["g_batch_size"]
+        if gb is not None and gb != full["batch_size"]:
             out.append(
                 "update=simultaneous updates G on the fake batch D saw: g_batch_size must be "
                 f"null or equal batch_size, got {gb!r}"

@@ -851,5 +851,5 @@ def test_help_is_plain_text_and_lists_every_option(name, capsys):
     out = capsys.readouterr().out
     assert "``" not in out
     listed = out.split("options (key=value):", 1)[1]
-    for key in cli.DEFAULTS:
+    for key in cli.OPTIONS.keys:
         assert f"\n  {key} " in listed, key

@@ -34,6 +34,7 @@ FLOORS = {
     "config": 0,
     "errors": 0,
     "schema": 0,
+    "rules": 0,
     "_torchvision_compat": 0,
 }
 

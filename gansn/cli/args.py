@@ -2,9 +2,10 @@
 
 ``key=value`` CLIs (sample, eval, lipschitz) take the same syntax as ``gansn-train`` but need
 no config tree, so they parse it directly: values are read as YAML scalars/lists (``n=64``,
-``ema=false``, ``metrics=[fid,kid]``) and checked against a :mod:`gansn.schema` rule per
-option.  The argparse scripts (gansn-report, scripts/*.py) use :class:`ArgumentParser`, whose
-errors are one line, and :func:`typed` to give an option a type and range.  Either way a bad
+``ema=false``, ``metrics=[fid,kid]``) and checked against a :class:`gansn.schema.Key` per
+option: its rule, default and help in one place, as for ``gansn-train``.  The argparse
+scripts (gansn-report, scripts/*.py) use :class:`ArgumentParser`, whose errors are one
+line, and :func:`typed` to give an option a type and range.  Either way a bad
 command line is one line on stderr and exit code 2, before anything is read or written.
 """
 
@@ -13,62 +14,58 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import yaml
 
 from gansn.errors import ConfigError, did_you_mean
-from gansn.schema import Node, Rule, problems, raise_problems
+from gansn.schema import REQUIRED, Node, Rule, problems, raise_problems, show
 
 EXIT_BAD_INPUT = 2
 
 
-def help_text(usage: str, defaults: Mapping[str, Any], rules: Mapping[str, Rule]) -> str:
-    """``--help``: the usage as plain text (no reST markup) and every option with its default
-    and what it accepts."""
+def help_text(usage: str, options: Node) -> str:
+    """``--help``: the usage as plain text (no reST markup) and every option with its help,
+    its default and what it accepts, from the table that also checks and fills them."""
     lines = [usage.replace("``", "").rstrip(), "", "options (key=value):"]
-    width = max(map(len, defaults), default=0)
-    for key, default in defaults.items():
-        shown = "required" if default == "???" else f"default {default}"
-        rule = rules.get(key)
-        accepts = f"; {rule.describe()}" if rule is not None else ""
-        lines.append(f"  {key:<{width}}  {shown}{accepts}")
+    width = max(map(len, options.keys), default=0)
+    for key, entry in options.keys.items():
+        shown = "required" if entry.default == REQUIRED else f"default {show(entry.default)}"
+        accepts = ("null or " if entry.rule.null else "") + entry.rule.describe()
+        if entry.help:
+            lines.append(f"  {key:<{width}}  {entry.help}")
+        lines.append(f"  {'' if entry.help else key:<{width}}  {shown}; {accepts}")
     return "\n".join(lines)
 
 
-def parse(
-    argv: list[str],
-    defaults: dict[str, Any],
-    usage: str,
-    rules: Mapping[str, Rule] | None = None,
-) -> dict[str, Any]:
-    """``["n=16", "ckpt=runs/x"]`` -> defaults updated; unknown, malformed, missing or
+def parse(argv: list[str], options: Node, usage: str) -> dict[str, Any]:
+    """``["n=16", "ckpt=runs/x"]`` -> every option of ``options`` (a node of
+    :class:`gansn.schema.Key`), given or its default; unknown, malformed, missing or
     out-of-range options raise ``ConfigError`` (one line per problem)."""
     if any(a in ("-h", "--help") for a in argv):
-        print(help_text(usage, defaults, rules or {}))
+        print(help_text(usage, options))
         sys.exit(0)
-    out = dict(defaults)
+    out = {key: entry.value() for key, entry in options.keys.items()}
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep:
             raise ConfigError(
-                f"expected key=value, got {arg!r}; options: {', '.join(defaults)} (see --help)"
+                f"expected key=value, got {arg!r}; options: {', '.join(out)} (see --help)"
             )
-        if key not in defaults:
-            raise ConfigError(f"unknown option {key!r}{did_you_mean(key, defaults, 'valid')}")
+        if key not in out:
+            raise ConfigError(f"unknown option {key!r}{did_you_mean(key, out, 'valid')}")
         try:
             out[key] = yaml.safe_load(value) if value else None
         except yaml.YAMLError as err:
             why = getattr(err, "problem", None) or type(err).__name__
             raise ConfigError(f"{arg}: not a valid value ({why})") from None
-    missing = [k for k, v in out.items() if v == "???"]
+    missing = [k for k, v in out.items() if v == REQUIRED]
     if missing:
         raise ConfigError(
             f"missing required option(s): {', '.join(f'{k}=...' for k in missing)} (see --help)"
         )
-    if rules:
-        raise_problems(problems(out, Node(rules, open=True)), "bad option")
+    raise_problems(problems(out, options), "bad option")
     return out
 
 

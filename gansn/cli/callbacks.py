@@ -25,7 +25,7 @@ class ReportOnMultirunEnd(Callback):
         self.out, self.plots = out, plots
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not config.get("report", False):
+        if not config.report:  # every composed config holds it (gansn.schema.TRAIN)
             return
         # imported here: the report (matplotlib) loads only when a sweep ends
         from gansn.report import build_report

@@ -15,54 +15,56 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from gansn.cli.args import parse, run_cli
 from gansn.errors import ConfigError
-from gansn.schema import Bool, Choice, Device, Dict, Int, MetricList, OutFile, Str
+from gansn.schema import (
+    METRIC_KEYS,
+    REQUIRED,
+    Bool,
+    Device,
+    Dict,
+    Int,
+    Key,
+    MetricList,
+    Node,
+    OutFile,
+    Str,
+)
 
 log = logging.getLogger("gansn.eval")
 
 USAGE = __doc__
-DEFAULTS: dict[str, Any] = {
-    "real": "???",  # dataset name | image folder | .npz samples | .npz mu/sigma
-    "fake": "???",  # checkpoint | run dir | image folder | .npz samples
-    "metrics": ["fid", "kid", "prdc"],  # metric names (gansn.metrics.METRICS)
-    "features": "auto",  # inception | classifier | raw | auto
-    "num_real": 10000,  # real samples (null: all)
-    "num_fake": 10000,  # fake samples
-    "real_split": "test",  # dataset split for a dataset name: train | test
-    "batch_size": 100,  # samples per batch
-    "device": "cpu",  # cpu | cuda
-    "seed": 0,  # seeds the sampling of fake latents and of subsets
-    "ema": True,  # sample the EMA generator of a checkpoint when saved
-    "inception_weights": None,  # pytorch-fid .pth or TorchScript .pt FID Inception weights
-    "download": False,  # allow torch.hub to download pytorch-fid's Inception weights
-    # trained classifiers and reference statistics ($GANSN_CACHE wins, as for gansn-train)
-    "cache_dir": "~/.cache/gansn",
-    "dataset": {},  # extra dataset options for a dataset name, e.g. {img_size: 32}
-    "out": None,  # JSON file for results + protocol (default: print only)
-}
-RULES = {
-    "real": Str(),
-    "fake": Str(),
-    "metrics": MetricList(),
-    "features": Str(),
-    "num_real": Int(1, null=True),
-    "num_fake": Int(1),
-    "real_split": Choice(("train", "test")),
-    "batch_size": Int(1),
-    "device": Device(),
-    "seed": Int(0),
-    "ema": Bool(),
-    "inception_weights": Str(null=True),
-    "download": Bool(),
-    "cache_dir": Str(null=True),
-    "dataset": Dict(null=True),
-    "out": OutFile((".json",), null=True),
-}
+# the metric options are training's (gansn.schema.METRIC_KEYS); a standalone evaluation
+# defaults to more samples and the test split
+OPTIONS = Node(
+    {
+        "real": Key(Str(), REQUIRED, "dataset name | image folder | .npz samples | .npz mu/sigma"),
+        "fake": Key(Str(), REQUIRED, "checkpoint | run dir | image folder | .npz samples"),
+        "metrics": Key(MetricList(), ["fid", "kid", "prdc"], "metric names (gansn.metrics)"),
+        "features": METRIC_KEYS["features"],
+        "num_real": METRIC_KEYS["num_real"].with_default(10000),
+        "num_fake": METRIC_KEYS["num_fake"].with_default(10000),
+        "real_split": METRIC_KEYS["real_split"].with_default(
+            "test", "dataset split for a dataset name: train | test"
+        ),
+        "batch_size": METRIC_KEYS["batch_size"],
+        "device": Key(Device(), "cpu", "cpu | cuda"),
+        "seed": Key(Int(0), 0, "seeds the sampling of fake latents and of subsets"),
+        "ema": Key(Bool(), True, "sample the EMA generator of a checkpoint when saved"),
+        "inception_weights": METRIC_KEYS["inception_weights"],
+        "download": METRIC_KEYS["download"],
+        "cache_dir": METRIC_KEYS["cache_dir"],
+        "dataset": Key(
+            Dict(null=True), {}, "extra dataset options for a dataset name, e.g. {img_size: 32}"
+        ),
+        "out": Key(
+            OutFile((".json",), null=True), None, "JSON file for results + protocol (null: print)"
+        ),
+    }
+)
 # the dataset={...} keys an image folder takes (as training's dataset=folder)
 FOLDER_OPTIONS = ("img_size", "channels", "interpolation")
 
@@ -129,8 +131,7 @@ def main_args(argv: list[str]) -> dict[str, Any]:
     from gansn.metrics.features import FEATURES
     from gansn.utils import resolve_device
 
-    defaults = {**DEFAULTS, "cache_dir": os.environ.get("GANSN_CACHE", DEFAULTS["cache_dir"])}
-    a = parse(argv, defaults, USAGE, RULES)
+    a = parse(argv, OPTIONS, USAGE)
     metrics = a["metrics"] if isinstance(a["metrics"], list) else [a["metrics"]]
     # names, options and sample counts first: a typo must not wait for a dataset to load
     # or a classifier to train

@@ -1,18 +1,15 @@
-"""``gansn-train --help``: gansn's config groups with their options and the top-level keys
-with their comments, read from the shipped conf/ so the text never drifts from the configs."""
+"""``gansn-train --help``: gansn's config groups with their options (read from the shipped
+conf/) and every key with its default and help (from :data:`gansn.schema.TRAIN`, where the
+checks and the composed defaults come from), so the text never drifts from either."""
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
 from gansn.config import config_dir
+from gansn.schema import ABSENT, TRAIN, entries, show
 
-# a YAML line "key: value  # comment", at the top level or one level in
-_KEY_LINE = re.compile(
-    r"^(?P<indent> {0,2})(?P<key>[A-Za-z_][\w]*):(?P<value>[^#]*)(#\s*(?P<doc>.*))?$"
-)
 # groups mounted under another name in train.yaml's defaults list
 _MOUNTS = {"norm": "norm@g_norm, norm@d_norm"}
 
@@ -27,27 +24,14 @@ def config_groups(root: Path | None = None) -> dict[str, list[str]]:
     }
 
 
-def documented_keys(root: Path | None = None) -> list[tuple[str, str, str]]:
-    """``(key, default, comment)`` of train.yaml's keys (``ema.decay`` for nested ones),
-    in file order; the ``defaults`` list and the ``hydra`` node are left out."""
-    root = root or config_dir()
-    out: list[tuple[str, str, str]] = []
-    parent = None
-    for line in (root / "train.yaml").read_text().splitlines():
-        m = _KEY_LINE.match(line)
-        if not m:
-            continue
-        key, value = m["key"], m["value"].strip()
-        if not m["indent"]:
-            parent = key if not value else None
-            if key in ("defaults", "hydra"):
-                parent = "-skip-"
-                continue
-            if value:  # a parent node (ema:, grid:) is listed through its keys
-                out.append((key, value, (m["doc"] or "").strip()))
-        elif parent and parent != "-skip-":
-            out.append((f"{parent}.{key}", value, (m["doc"] or "").strip()))
-    return out
+def documented_keys() -> list[tuple[str, str, str]]:
+    """``(key, default, help)`` of every key with a default (``ema.decay`` for nested ones),
+    in :data:`gansn.schema.TRAIN`'s order: the one table the checks and defaults come from."""
+    return [
+        (key, show(entry.default), entry.help)
+        for key, entry in entries(TRAIN)
+        if entry.default is not ABSENT
+    ]
 
 
 def help_text() -> str:
@@ -65,10 +49,13 @@ def help_text() -> str:
         wrapped = textwrap.wrap(", ".join(options), 70)
         lines.append(f"  {_MOUNTS.get(group, group):<28} {wrapped[0]}")
         lines += [f"  {'':<28} {rest}" for rest in wrapped[1:]]
-    lines += ["", "keys (key=value; defaults from conf/train.yaml, a preset may change them):"]
+    lines += ["", "keys (key=default; a group's option or a preset may change them):"]
     for key, value, doc in documented_keys():
-        shown = f"{key}={value}" if value else key
-        lines.append(f"  {shown:<28} {doc}")
+        shown = f"{key}={value}"
+        if len(shown) > 28:  # a long default (cache_dir's) gets a line of its own
+            lines += [f"  {shown}", f"  {'':<28} {doc}"]
+        else:
+            lines.append(f"  {shown:<28} {doc}")
     lines += [
         "",
         "e.g. gansn-train experiment=quickstart norm@d_norm=layer steps=3000",

@@ -13,45 +13,45 @@ from typing import Any
 
 from gansn.cli.args import parse, run_cli
 from gansn.errors import ConfigError
-from gansn.schema import Bool, Choice, Int, Str
+from gansn.schema import REQUIRED, Bool, Choice, Int, Key, Node, Str, complete
 
-USAGE = """usage: gansn-lipschitz ckpt=<checkpoint or run dir> [key=value ...]
-  n_iter=200   power-iteration steps per layer
-  n=run        real and generated samples for the lower bounds (run: the run's
-               lipschitz.n_samples, as in training; 0: none)
-  real=true    include the run's fixed real batch (false: generated samples only, for a
-               machine without the dataset)
-  mode=train   train: normalization layers at their worst case max|gamma|/sqrt(eps);
-               eval: eval-mode batch norm enters with its running-statistics gain
-  g=false      also analyse G (on its latent input)
-  all=false    list every leaf module, not only weighted and normalization layers
-  seed=run     seed of the real batch and latents (run: the run's seed, as in training)"""
-
-DEFAULTS: dict[str, Any] = {
-    "ckpt": "???",
-    "n_iter": 200,
-    "n": "run",
-    "real": True,
-    "mode": "train",
-    "g": False,
-    "all": False,
-    "seed": "run",
-}
-RULES = {
-    "ckpt": Str(),
-    "n_iter": Int(1),
-    "n": Int(0, words=("run",)),
-    "real": Bool(),
-    "mode": Choice(("train", "eval")),
-    "g": Bool(),
-    "all": Bool(),
-    "seed": Int(0, words=("run",)),
-}
+USAGE = "usage: gansn-lipschitz ckpt=<checkpoint or run dir> [key=value ...]"
+OPTIONS = Node(
+    {
+        "ckpt": Key(Str(), REQUIRED, "checkpoint file or run dir"),
+        "n_iter": Key(Int(1), 200, "power-iteration steps per layer"),
+        "n": Key(
+            Int(0, words=("run",)),
+            "run",
+            "real and generated samples for the lower bounds (run: the run's "
+            "lipschitz.n_samples, as in training; 0: none)",
+        ),
+        "real": Key(
+            Bool(),
+            True,
+            "include the run's fixed real batch (false: generated samples only, for a machine "
+            "without the dataset)",
+        ),
+        "mode": Key(
+            Choice(("train", "eval")),
+            "train",
+            "train: normalization layers at their worst case max|gamma|/sqrt(eps); eval: "
+            "eval-mode batch norm enters with its running-statistics gain",
+        ),
+        "g": Key(Bool(), False, "also analyse G (on its latent input)"),
+        "all": Key(Bool(), False, "list every leaf module, not only weighted and norm layers"),
+        "seed": Key(
+            Int(0, words=("run",)),
+            "run",
+            "seed of the real batch and latents (run: the run's seed, as in training)",
+        ),
+    }
+)
 
 
 def _load_models(path: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     """``(G, D, spec, the run's config)``; a checkpoint not written by a training run has no
-    config, and gets the Lipschitz hook's defaults."""
+    config (``{}``)."""
     from gansn.checkpoint import load_checkpoint, load_models
 
     G, D, spec = load_models(path)
@@ -68,8 +68,11 @@ def _training_inputs(
     from gansn.data import build_dataset
     from gansn.training.hooks import fixed_real_batch
 
-    n = int(cfg.get("lipschitz", {}).get("n_samples", 64)) if opts["n"] == "run" else opts["n"]
-    seed = int(cfg.get("seed", 0)) if opts["seed"] == "run" else int(opts["seed"])
+    # no config, or one from an older gansn that lacks keys: measured as a run with the
+    # training defaults would be
+    cfg = complete(cfg)
+    n = int(cfg["lipschitz"]["n_samples"]) if opts["n"] == "run" else opts["n"]
+    seed = int(cfg["seed"]) if opts["seed"] == "run" else int(opts["seed"])
     if not n:
         return None, None, 0, seed
     real = None
@@ -85,7 +88,7 @@ def _training_inputs(
 
 
 def report(opts: dict[str, Any]) -> str:
-    """Analyse the checkpoint named by ``opts`` (parsed :data:`DEFAULTS`); returns the text."""
+    """Analyse the checkpoint named by ``opts`` (parsed :data:`OPTIONS`); returns the text."""
     # imported here (as in _load_models): a bad command line is refused before torch loads
     import torch
 
@@ -141,7 +144,7 @@ def report(opts: dict[str, Any]) -> str:
 
 
 def _main(argv: list[str]) -> None:
-    print(report(parse(argv, DEFAULTS, USAGE, RULES)))
+    print(report(parse(argv, OPTIONS, USAGE)))
 
 
 def main(argv: list[str] | None = None) -> None:

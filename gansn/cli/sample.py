@@ -17,39 +17,31 @@ import torch
 
 from gansn.cli.args import parse, run_cli
 from gansn.errors import ConfigError
-from gansn.schema import Bool, Device, Int, OutFile, Str
+from gansn.schema import REQUIRED, Bool, Device, Int, Key, Node, OutFile, Str
 
 log = logging.getLogger("gansn.sample")
 
 USAGE = __doc__
-DEFAULTS = {
-    "ckpt": "???",  # checkpoint file or run dir (uses checkpoints/last.pt)
-    "out": None,  # PNG grid of n samples
-    "n": 64,  # samples in the grid / npz
-    "nrow": 8,  # images per grid row
-    "seed": 0,  # latent seed
-    "ema": True,  # sample the EMA generator when the run kept one
-    "interp": None,  # PNG of latent interpolations
-    "rows": 8,  # interpolations (grid rows)
-    "cols": 10,  # steps per interpolation
-    "npz": None,  # .npz with x: (n, H, W, C) uint8 images (or (n, 2) float32 points)
-    "batch_size": 256,  # generator batch size
-    "device": "cpu",  # cpu | cuda
-}
-RULES = {
-    "ckpt": Str(),
-    "out": OutFile((".png",), null=True),
-    "n": Int(1),
-    "nrow": Int(1),
-    "seed": Int(0),
-    "ema": Bool(),
-    "interp": OutFile((".png",), null=True),
-    "rows": Int(1),
-    "cols": Int(2),  # an interpolation has two ends
-    "npz": OutFile((".npz",), null=True),
-    "batch_size": Int(1),
-    "device": Device(),
-}
+OPTIONS = Node(
+    {
+        "ckpt": Key(Str(), REQUIRED, "checkpoint file or run dir (uses checkpoints/last.pt)"),
+        "out": Key(OutFile((".png",), null=True), None, "PNG grid of n samples"),
+        "n": Key(Int(1), 64, "samples in the grid / npz"),
+        "nrow": Key(Int(1), 8, "images per grid row"),
+        "seed": Key(Int(0), 0, "latent seed"),
+        "ema": Key(Bool(), True, "sample the EMA generator when the run kept one"),
+        "interp": Key(OutFile((".png",), null=True), None, "PNG of latent interpolations"),
+        "rows": Key(Int(1), 8, "interpolations (grid rows)"),
+        "cols": Key(Int(2), 10, "steps per interpolation (an interpolation has two ends)"),
+        "npz": Key(
+            OutFile((".npz",), null=True),
+            None,
+            ".npz with x: (n, H, W, C) uint8 images (or (n, 2) float32 points)",
+        ),
+        "batch_size": Key(Int(1), 256, "generator batch size"),
+        "device": Key(Device(), "cpu", "cpu | cuda"),
+    }
+)
 
 
 def main_args(argv: list[str]) -> None:
@@ -63,10 +55,12 @@ def main_args(argv: list[str]) -> None:
         to_uint8_nhwc,
     )
 
-    a = parse(argv, DEFAULTS, USAGE, RULES)
+    a = parse(argv, OPTIONS, USAGE)
     if not (a["out"] or a["interp"] or a["npz"]):
         a["out"] = "samples.png"
-        if (line := RULES["out"].problem("out", a["out"])) is not None:  # is ./ writable?
+        if (
+            line := OPTIONS.keys["out"].rule.problem("out", a["out"])
+        ) is not None:  # is ./ writable?
             raise ConfigError(f"bad option: {line}")
     outs = [a[k] for k in ("out", "interp", "npz") if a[k]]
     if len({str(Path(p).expanduser().resolve()) for p in outs}) < len(outs):

@@ -24,7 +24,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gansn.errors import ConfigError
+from gansn.losses import build_loss
 from gansn.nn.layers import Maxout
+from gansn.schema import OPTIMIZER, complete
 from gansn.training.build import build_optimizer
 
 # optimizers whose update is elementwise given its hyperparameters: on stacked tensors
@@ -39,27 +41,29 @@ def check_supported(cfg: dict[str, Any]) -> None:
     ``n_dis=1``, Adam/AdamW, no EMA, no AMP, no compile, on the CPU in one process, and a
     loss without a gradient penalty: PacGAN's MLP pair and its relatives.
     """
+    cfg = complete(cfg)
     problems = []
     if cfg["model"]["name"] != "mlp":
         problems.append(f"model={cfg['model']['name']} (only model=mlp)")
-    if cfg.get("update", "alternating") != "simultaneous":
-        problems.append(f"update={cfg.get('update', 'alternating')} (only update=simultaneous)")
-    if int(cfg.get("n_dis", 1)) != 1:
+    if cfg["update"] != "simultaneous":
+        problems.append(f"update={cfg['update']} (only update=simultaneous)")
+    if int(cfg["n_dis"]) != 1:
         problems.append(f"n_dis={cfg['n_dis']} (only n_dis=1)")
-    if str(cfg.get("amp", "off")) != "off":
+    if str(cfg["amp"]) != "off":
         problems.append(f"amp={cfg['amp']} (only amp=off)")
-    if cfg.get("compile"):
+    if cfg["compile"]:
         problems.append("compile=true")
-    if (cfg.get("ema") or {}).get("enabled"):
+    if cfg["ema"]["enabled"]:
         problems.append("ema.enabled=true")
-    if str(cfg.get("device", "auto")) not in ("auto", "cpu"):
+    if str(cfg["device"]) not in ("auto", "cpu"):
         problems.append(f"device={cfg['device']} (only the CPU)")
-    if float((cfg.get("loss") or {}).get("gp_weight") or 0):
+    # the built loss says: gp_weight has no config default (only some losses take one)
+    if getattr(build_loss(cfg["loss"]), "gp_weight", 0):
         problems.append("a gradient penalty (loss.gp_weight)")
-    if cfg.get("g_batch_size") not in (None, cfg.get("batch_size")):
+    if cfg["g_batch_size"] not in (None, cfg["batch_size"]):
         problems.append("g_batch_size (simultaneous updates use batch_size)")
     for side in ("g", "d"):
-        target = str(cfg["optim"][side].get("_target_", "torch.optim.Adam"))
+        target = str(cfg["optim"][side]["_target_"])
         if target not in ELEMENTWISE_OPTIMIZERS:
             problems.append(f"optim.{side}={target} (only {', '.join(ELEMENTWISE_OPTIMIZERS)})")
     if problems:
@@ -294,7 +298,7 @@ def stacked_optimizer(
     opt_cfg: dict[str, Any], params: list[torch.Tensor], build: Any
 ) -> torch.optim.Optimizer:
     """The optimizer of ``opt_cfg`` over stacked parameters; refused unless elementwise."""
-    target = str(opt_cfg.get("_target_", "torch.optim.Adam"))
+    target = str(complete(opt_cfg, OPTIMIZER)["_target_"])
     if target not in ELEMENTWISE_OPTIMIZERS:
         raise ConfigError(
             f"optimizer {target}: multi-seed training supports {', '.join(ELEMENTWISE_OPTIMIZERS)}"

@@ -72,7 +72,8 @@ AT_MINIMUM = [
 def test_a_metric_runs_at_its_declared_minimum_and_is_refused_below_it(entry) -> None:
     """The declared minimum is the true one: at it the metric computes a number, one sample
     fewer on either side is refused in one line before any feature is extracted."""
-    from gansn.metrics.core import _parse, _with_defaults
+    from gansn.metrics.catalog import _with_defaults
+    from gansn.metrics.core import _parse
 
     name, opts = _parse(entry)
     fn = METRICS.get(name)
