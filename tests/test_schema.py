@@ -235,7 +235,7 @@ def test_an_old_saved_config_with_partial_completes_and_validates():
     tracker's keys: they complete, validate, and build their optimizers."""
     import torch
 
-    from gansn.training.trainer import build_optimizer
+    from gansn.training.build import build_optimizer
 
     saved = ROOT / "docs/showcase/pacgan/logs/ring8/s0/config.yaml"
     old = yaml.safe_load(saved.read_text())
