@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -283,6 +284,34 @@ def _as_drawn(charts: dict[str, list]) -> dict[str, list]:
     return {**multi, **dict(reversed(margins))}
 
 
+def _quiet_writer_thread_oserrors() -> None:
+    """Keep a failed TensorBoard write (a full disk) to gansn's one line.
+
+    TensorBoard's writer thread (``_AsyncWriterThread``) stores the error of a failed write
+    and re-raises it in the thread; the training thread then gets the stored error at its
+    next write, flush or close, where gansn reports it in one line and stops with exit code
+    74.  Python's default thread hook would also print the thread's traceback before that
+    line.  This hook drops only an ``OSError`` of that thread (already stored for the
+    foreground) and hands everything else to the hook it replaces; installed once.
+    """
+    previous = threading.excepthook
+    if getattr(previous, "gansn_tensorboard", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        thread = args.thread
+        if (
+            isinstance(args.exc_value, OSError)
+            and type(thread).__name__ == "_AsyncWriterThread"
+            and getattr(thread, "exception", None) is args.exc_value
+        ):
+            return
+        previous(args)
+
+    hook.gansn_tensorboard = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class RunWriter:
     """Thin wrapper over ``SummaryWriter`` that knows gansn's tags.
 
@@ -294,6 +323,7 @@ class RunWriter:
     def __init__(
         self, run_dir: str | Path, purge_step: int | None = None, plan: Plan | None = None
     ) -> None:
+        _quiet_writer_thread_oserrors()
         self.w = SummaryWriter(str(run_dir), purge_step=purge_step)
         self.plan = plan or Plan()
         self._text: dict[str, float] = {}

@@ -236,3 +236,45 @@ def test_a_learning_rate_schedule_is_a_curve(tiny_cfg, tmp_path):
     build_trainer(cfg, tmp_path / "run", overrides=ov).train()
     tags = _read(tmp_path / "run").Tags()["tensors"]
     assert "lr/g" in tags and "lr/g/text_summary" not in tags
+
+
+_FULL_DISK = r"""
+import errno, os, sys
+from gansn.training.tensorboard import RunWriter
+from torch.utils.tensorboard import SummaryWriter
+
+quiet = sys.argv[2] == "gansn"
+w = RunWriter(sys.argv[1]).w if quiet else SummaryWriter(sys.argv[1])
+record_writer = w._get_file_writer().event_writer._async_writer._writer
+
+def full(data):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "events.out.tfevents")
+
+record_writer.write = full
+w.add_scalar("loss/d", 1.0, 1)
+try:
+    w.flush()
+except OSError as err:
+    print("foreground:", err.strerror)
+"""
+
+
+@pytest.mark.parametrize("writer", ["gansn", "plain"])
+def test_a_full_disk_reaches_the_training_thread_without_the_writer_threads_traceback(
+    tmp_path, writer
+):
+    """A failed event write (ENOSPC) is raised in the training thread, which reports it in
+    one line; gansn's writer leaves out the thread's traceback that the plain SummaryWriter
+    prints (the control: the check can fail)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path), writer],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "foreground: No space left on device" in out.stdout
+    traceback = "Exception in thread" in out.stderr or "Traceback" in out.stderr
+    assert traceback == (writer == "plain"), out.stderr
