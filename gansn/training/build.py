@@ -5,10 +5,11 @@
     Trainer(run, "runs/x").train()
 
 :func:`build_run` is the one place that reads the training config and builds from it, in
-this order (the order fixes the RNG stream, so exact resume depends on it): plugins, the
-checkpoint to resume (loaded once), the process group, device and threads, the seed, data,
-models, loss, optimizers, schedulers, EMA, precision, the DDP/compile wrappers, the fixed
-noise, the resumed state, and last the hooks.  Everything that can be wrong with the config
+this order (the order fixes the RNG stream, so exact resume depends on it): the config,
+validated and completed with its declared defaults (once: nothing below has its own),
+plugins, the checkpoint to resume (loaded once), the process group, device and threads, the
+seed, data, models, loss, optimizers, schedulers, EMA, precision, the DDP/compile wrappers,
+the fixed noise, the resumed state, and last the hooks.  Everything that can be wrong with the config
 is found here, before anything is written.
 """
 
@@ -98,6 +99,10 @@ def build_run(
 ) -> Run:
     """Build the run ``cfg`` describes, to be trained in ``run_dir``; nothing is written.
 
+    cfg: the training config as plain dicts and lists (a composed ``DictConfig`` through
+        ``gansn.config.to_plain``: checkpoints record it and hold plain containers only);
+        keys it lacks take their declared defaults (``gansn.schema.complete``), and the
+        run's ``cfg`` is that completed plain dict, read by key (``cfg["log_every"]``).
     overrides: the command-line overrides the config came from (kept for resuming).
     resume: a checkpoint file or run dir to continue from, or a checkpoint already loaded
         with ``load_checkpoint(..., resume=True)``.  When ``run_dir`` already holds
