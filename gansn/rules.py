@@ -212,7 +212,7 @@ class MetricList(Rule):
 @dataclass(frozen=True)
 class ClaimList(Rule):
     """A study's claims: mappings with id, subject, rivals and metrics (the report parses
-    them fully, :func:`gansn.report.verdicts.parse_claims`)."""
+    them fully, :func:`gansn.study.verdicts.parse_claims`)."""
 
     null: bool = False
 

@@ -377,6 +377,15 @@ LIPSCHITZ = Node(
     }
 )
 
+# the report reads it from the runs it reports on (gansn.report.build.study_config)
+STUDY = Node(
+    {
+        "last_k": Key(Int(1), 3, "a run's final score: the mean of its last k evaluations"),
+        "claims": Key(ClaimList(null=True), [], "claims the report tests over seeds"),
+    },
+    help="how the report scores this run (study presets fill it in)",
+)
+
 TRAIN = Node(
     {
         "seed": Key(Int(0), 0, "seeds models, latents and data order; runs are reproducible"),
@@ -416,13 +425,7 @@ TRAIN = Node(
         "resume": Key(Str(null=True), None, "run dir or checkpoint to continue from"),
         "imports": Key(StrList(null=True), [], "modules to import first (your own norms, archs)"),
         "report": Key(Bool(), False, "with -m: write <sweep dir>/report/ when the sweep ends"),
-        "study": Node(
-            {
-                "last_k": Key(Int(1), 3, "a run's final score: the mean of its last k evaluations"),
-                "claims": Key(ClaimList(null=True), [], "claims the report tests over seeds"),
-            },
-            help="how the report scores this run (study presets fill it in)",
-        ),
+        "study": STUDY,
         "ema": Node(
             {
                 "enabled": Key(Bool(), True, "keep an exponential moving average of G"),

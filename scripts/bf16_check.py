@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from gansn.cli.args import ArgumentParser
-from gansn.report.stats import detectable_difference, holm, sample_std, summarize, welch
+from gansn.study.stats import detectable_difference, holm, sample_std, summarize, welch
 
 METRICS = {"metrics/fid": "FID", "metrics/recall": "recall", "breadth": "spectra breadth"}
 LAST_K = 3

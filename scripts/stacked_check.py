@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pacgan_report import LABELS, TAGS, read_run, score
 
 from gansn.cli.args import ArgumentParser
-from gansn.report.stats import detectable_difference, holm, sample_std, summarize, welch
+from gansn.study.stats import detectable_difference, holm, sample_std, summarize, welch
 
 MIXTURES = ("ring8", "grid25")
 

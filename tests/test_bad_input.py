@@ -31,8 +31,7 @@ from gansn.cli.sample import main_args as sample_main
 from gansn.data import BatchStream, build_dataset
 from gansn.errors import ConfigError
 from gansn.metrics.sources import FolderSource, as_source
-from gansn.schema import TRAIN, problems
-from gansn.training.build import validate_config
+from gansn.schema import TRAIN, problems, validate_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,12 +279,12 @@ def test_every_key_of_every_preset_has_a_rule():
         assert problems(to_plain(compose(ov)), TRAIN) == [], ov
 
 
-def test_validate_config_reports_every_problem_one_line_each():
+def test_validate_train_config_reports_every_problem_one_line_each():
     from gansn.config import compose, to_plain
 
     cfg = to_plain(compose(["steps=0", "grid.nrow=0", "+bogus=1"]))
     with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
+        validate_train_config(cfg)
     lines = str(err.value).splitlines()
     assert lines[0] == "invalid config (3 problems):"
     assert len(lines) == 4

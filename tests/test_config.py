@@ -21,7 +21,8 @@ from omegaconf import OmegaConf
 from gansn.config import compose, config_dir, to_plain
 from gansn.losses import LOSSES, build_loss
 from gansn.nn import ARCHS, NORMS, build_models, build_norm
-from gansn.training.build import build_optimizer, model_spec, validate_config
+from gansn.schema import validate_train_config
+from gansn.training.build import build_optimizer, model_spec
 
 CONF = config_dir()
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
@@ -70,13 +71,13 @@ def test_defaults_compose():
     assert cfg["g_norm"]["name"] == "batch"
     assert cfg["d_norm"]["name"] == "spectral"
     assert cfg["loss"]["name"] == "hinge"
-    validate_config(cfg)
+    validate_train_config(cfg)
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}/{o}" for g, o in OPTIONS])
 def test_every_option_composes_and_validates(group, option):
     cfg = to_plain(compose([*overrides_for(group, option), TINY]))
-    validate_config(cfg)
+    validate_train_config(cfg)
     if group in ("model", "norm", "loss", "dataset"):
         node = cfg["g_norm"] if group == "norm" else cfg[group]
         assert node["name"] == option  # a file's registry name is its file name
@@ -166,7 +167,7 @@ def test_dataset_options_build(option, tmp_path):
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_experiment_presets_build(option):
     cfg = to_plain(compose([f"experiment={option}", TINY]))
-    validate_config(cfg)
+    validate_train_config(cfg)
     build_loss(cfg["loss"])
     build_and_step(cfg, data_shape(cfg))
     if cfg["dataset"]["name"] in SYNTHETIC:

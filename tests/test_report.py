@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from gansn.report import (
     sweep_axes,
 )
 from gansn.report.aggregate import format_stat
-from gansn.report.collect import sweep_commands
+from gansn.report.collect import Run, sweep_commands
 from gansn.report.render import Cell, Document, Table, to_html, to_markdown
 
 # ---------------------------------------------------------------------------- aggregation
@@ -766,8 +765,8 @@ def test_sample_grids_are_enlarged_to_readable_tiles(tmp_path):
     density = (render_points(torch.randn(500, 2)).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     assert grid_tiles(density, 2000, 8) is None
 
-    run = SimpleNamespace(flat={"grid.n": 64, "grid.nrow": 8})
-    big, what = _readable(img, run)  # type: ignore[arg-type]
+    run = Run(tmp_path, "run", {"grid": {"n": 64, "nrow": 8}}, [])
+    big, what = _readable(img, run)
     scale = big.shape[0] // img[: 2 + 4 * 30].shape[0]
     assert 28 * scale >= MIN_TILE_PX and big.shape[:2] == (scale * (2 + 4 * 30),) * 2
     assert "first 16 of 64 tiles" in what and "nearest neighbour" in what
@@ -939,10 +938,11 @@ def test_a_density_image_is_darkened_so_single_samples_show():
     pts = torch.randn(500, 2)
     img = (render_points(pts, axes=False).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     img = 255 - (255 - img) // 3
-    big, what = _readable(img, SimpleNamespace(flat={}))  # type: ignore[arg-type]
+    no_config = Run(Path("run"), "run", {}, [])  # a run killed before it saved its config
+    big, what = _readable(img, no_config)
     assert "darkened" in what and "thickened" in what
     framed = (render_points(pts).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    assert _readable(framed, SimpleNamespace(flat={}))[1] == "the whole image"  # left as drawn
+    assert _readable(framed, no_config)[1] == "the whole image"  # left as drawn
 
     def visible(im):
         return int((im.min(axis=2) < 160).sum())

@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # imported here: a bad command line is refused before matplotlib and torch load
     from gansn.report import ReportDependencyError, build_report
-    from gansn.report.verdicts import claims_from_file
+    from gansn.study.verdicts import claims_from_file
 
     try:
         claims = claims_from_file(args.claims) if args.claims else None

@@ -19,6 +19,7 @@ from gansn.metrics.core import METRICS, Direction, metric_tags, tag_info
 from gansn.metrics.features import FEATURES
 from gansn.report.collect import Axis, Run, canon
 from gansn.report.render import format_value
+from gansn.schema import STUDY, defaults
 from gansn.study.stats import summarize
 
 LIP_UPPER = "lipschitz/upper_operator"
@@ -158,8 +159,9 @@ def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[st
 
 
 # Evaluations averaged into a run's "final" score: one noisy last evaluation must not decide
-# a comparison.  Fixed here, before the studies it scores were re-read (issue 21).
-LAST_K = 3
+# a comparison.  Fixed before the studies it scores were re-read (issue 21); declared with
+# the config key a study preset sets it by (study.last_k).
+LAST_K = int(defaults(STUDY)["last_k"])
 
 
 def run_score(points: Sequence[tuple[int, float]], k: int = LAST_K) -> Score | None:

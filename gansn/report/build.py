@@ -22,7 +22,6 @@ from gansn.metrics.core import metric_tags
 from gansn.report import plots as plotting
 from gansn.report import points, spectra
 from gansn.report.aggregate import (
-    LAST_K,
     Setting,
     Study,
     build_study,
@@ -34,6 +33,7 @@ from gansn.report.aggregate import short_key as _short
 from gansn.report.collect import Run, canon, collect_runs, sweep_axes, sweep_commands
 from gansn.report.render import Cell, Document, format_value, to_html, to_markdown
 from gansn.report.spectra import BREADTH_FILE
+from gansn.schema import STUDY, complete
 from gansn.study.verdicts import Claim, Verdict, judge_summary, parse_claims
 from gansn.study.verdicts import as_dict as verdict_dict
 from gansn.study.verdicts import render as render_verdicts
@@ -310,10 +310,11 @@ def _read_json(path: Path) -> Any:
 
 
 def study_config(runs: Sequence[Run]) -> dict[str, Any]:
-    """The ``study`` key (last_k, claims) the runs were configured with: the study preset's.
-    Runs that disagree (sweeps of two presets in one folder) give none."""
+    """The ``study`` key (last_k, claims) the runs were configured with: the study preset's,
+    each key it lacks at its declared default.  Runs that disagree (sweeps of two presets in
+    one folder) give the defaults."""
     found = {canon(r.config.get("study")) for r in runs if r.config.get("study")}
-    return json.loads(found.pop()) if len(found) == 1 else {}
+    return complete(json.loads(found.pop()) if len(found) == 1 else {}, STUDY)
 
 
 def default_title(sweep: Path, runs: Sequence[Run]) -> str:
@@ -374,7 +375,7 @@ def build_report(
     names more logged tags (e.g. ``metrics/recall``) to draw against the step.
     ``last_k``: evaluations averaged into a run's final score, and ``claims``: the claims to
     judge (:mod:`gansn.study.verdicts`); both default to the runs' ``study`` config key (the
-    study preset's), else ``LAST_K`` and no claims.
+    study preset's), else the key's defaults (``gansn.schema.STUDY``: 3, no claims).
 
     Paths in the report are relative to ``sweep_dir``: a committed report names no folder of
     the machine that built it.
@@ -403,9 +404,9 @@ def build_report(
             )
     declared = study_config(runs)
     if last_k is None:
-        last_k = int(declared.get("last_k") or LAST_K)
+        last_k = int(declared["last_k"])
     if claims is None:
-        claims = parse_claims(declared.get("claims"), "the runs' study.claims")
+        claims = parse_claims(declared["claims"], "the runs' study.claims")
     out.mkdir(parents=True, exist_ok=True)
     study = build_study(runs, sweep_axes(sweep, runs), last_k)
     title = title or default_title(sweep, runs)

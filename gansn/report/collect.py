@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from gansn.schema import complete
+
 log = logging.getLogger(__name__)
 
 # The trainer's NonFiniteLossError messages: "loss/d is nan at G step 812; ..." and
@@ -55,6 +57,13 @@ class Run:
     def flat(self) -> dict[str, Any]:
         """The config with dotted keys (``optim.g.lr``)."""
         return flatten(self.config)
+
+    @cached_property
+    def full_config(self) -> dict[str, Any]:
+        """The config with each key it lacks at its declared default (a run saved by an
+        older gansn lacks the keys declared since).  ``config`` and ``flat`` stay as saved:
+        the sweep's axes and settings compare what the runs recorded."""
+        return complete(self.config)
 
     @property
     def choices(self) -> dict[str, str]:

@@ -212,8 +212,9 @@ def _thicken(img: np.ndarray, r: int) -> np.ndarray:
 def _readable(img: np.ndarray, run: Run) -> tuple[np.ndarray, str]:
     """The first ``TILES_PER_SIDE``² tiles of a sample grid, enlarged by nearest neighbour
     to at least ``MIN_TILE_PX`` a side, and what was done (for the caption)."""
-    flat = run.flat
-    geom = grid_tiles(img, int(flat.get("grid.n", 64)), int(flat.get("grid.nrow", 8)))
+    grid = run.full_config["grid"]
+    n = int(grid["n"])
+    geom = grid_tiles(img, n, int(grid["nrow"]))
     if geom is None:
         scale = max(1, math.ceil(256 / max(img.shape[:2])))
         big = img.repeat(scale, 0).repeat(scale, 1)
@@ -229,7 +230,7 @@ def _readable(img: np.ndarray, run: Run) -> tuple[np.ndarray, str]:
     r, c = min(rows, TILES_PER_SIDE), min(cols, TILES_PER_SIDE)
     crop = img[: 2 + r * (th + 2), : 2 + c * (tw + 2)]
     scale = max(1, math.ceil(MIN_TILE_PX / max(th, tw)))
-    what = f"the first {r * c} of {int(flat.get('grid.n', 64))} tiles ({th}×{tw} px)"
+    what = f"the first {r * c} of {n} tiles ({th}×{tw} px)"
     if scale > 1:
         what += f", enlarged {scale}× (nearest neighbour)"
     return crop.repeat(scale, 0).repeat(scale, 1), what

@@ -1,6 +1,6 @@
 """Training: the composition root, the loop, its hooks and the run dir (no Hydra in here)."""
 
-from gansn.training.build import build_run, build_trainer, train, validate_config
+from gansn.training.build import build_run, build_trainer, train
 from gansn.training.hooks import Hook, build_hooks
 from gansn.training.lock import RunDirLocked, RunLock
 from gansn.training.record import NonFiniteLossError, RunIOError
@@ -23,5 +23,4 @@ __all__ = [
     "build_run",
     "build_trainer",
     "train",
-    "validate_config",
 ]

@@ -5,10 +5,11 @@
     Trainer(run, "runs/x").train()
 
 :func:`build_run` is the one place that reads the training config and builds from it, in
-this order (the order fixes the RNG stream, so exact resume depends on it): plugins, the
-checkpoint to resume (loaded once), the process group, device and threads, the seed, data,
-models, loss, optimizers, schedulers, EMA, precision, the DDP/compile wrappers, the fixed
-noise, the resumed state, and last the hooks.  Everything that can be wrong with the config
+this order (the order fixes the RNG stream, so exact resume depends on it): the config,
+validated and completed with its declared defaults (once: nothing below has its own),
+plugins, the checkpoint to resume (loaded once), the process group, device and threads, the
+seed, data, models, loss, optimizers, schedulers, EMA, precision, the DDP/compile wrappers,
+the fixed noise, the resumed state, and last the hooks.  Everything that can be wrong with the config
 is found here, before anything is written.
 """
 
@@ -42,25 +43,16 @@ from gansn.utils import import_modules, locate, resolve_device, seed_everything,
 log = logging.getLogger(__name__)
 
 
-def validate_config(cfg: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` for values no training run can use.
-
-    Every key of the composed config has a type and range in :data:`gansn.schema.TRAIN`;
-    the message has one line per problem, naming the key and what it must be.
-    """
-    schema.validate_train_config(cfg)
-
-
 def model_spec(cfg: dict[str, Any], shape: tuple[int, ...]) -> ModelSpec:
     m = cfg["model"]
     return ModelSpec(
         arch=m["name"],
         shape=tuple(shape),
         z_dim=int(m["z_dim"]),
-        width=float(m.get("width", 1.0)),
+        width=float(m["width"]),
         g_norm=dict(cfg["g_norm"]),
         d_norm=dict(cfg["d_norm"]),
-        options=dict(m.get("options") or {}),
+        options=dict(m.get("options") or {}),  # absent or null: the arch's own defaults
     )
 
 
@@ -71,12 +63,13 @@ def build_optimizer(
     kwargs = {k: v for k, v in opt_cfg.items() if not k.startswith("_")}
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
-    cls = locate(opt_cfg.get("_target_", "torch.optim.Adam"))
-    check_options(f"{key} ({opt_cfg.get('_target_')})", cls, kwargs, given=("params",))
+    target = opt_cfg["_target_"]
+    cls = locate(target)
+    check_options(f"{key} ({target})", cls, kwargs, given=("params",))
     try:
         return cls(params, **kwargs)
     except TypeError as err:
-        raise ConfigError(f"optimizer {opt_cfg.get('_target_')}: {err}") from None
+        raise ConfigError(f"optimizer {target}: {err}") from None
 
 
 def schedule(cfg: dict[str, Any]) -> Schedule:
@@ -85,12 +78,12 @@ def schedule(cfg: dict[str, Any]) -> Schedule:
         steps=int(cfg["steps"]),
         n_dis=int(cfg["n_dis"]),
         batch_size=int(cfg["batch_size"]),
-        g_batch_size=cfg.get("g_batch_size"),
-        update=str(cfg.get("update", "alternating")),
-        log_every=int(cfg.get("log_every", 0)),
-        sample_every=int(cfg.get("sample_every", 0)),
-        ckpt_every=int(cfg.get("ckpt_every", 0)),
-        keep_every=int(cfg.get("keep_every", 0)),
+        g_batch_size=cfg["g_batch_size"],
+        update=str(cfg["update"]),
+        log_every=int(cfg["log_every"]),
+        sample_every=int(cfg["sample_every"]),
+        ckpt_every=int(cfg["ckpt_every"]),
+        keep_every=int(cfg["keep_every"]),
     )
 
 
@@ -106,6 +99,10 @@ def build_run(
 ) -> Run:
     """Build the run ``cfg`` describes, to be trained in ``run_dir``; nothing is written.
 
+    cfg: the training config as plain dicts and lists (a composed ``DictConfig`` through
+        ``gansn.config.to_plain``: checkpoints record it and hold plain containers only);
+        keys it lacks take their declared defaults (``gansn.schema.complete``), and the
+        run's ``cfg`` is that completed plain dict, read by key (``cfg["log_every"]``).
     overrides: the command-line overrides the config came from (kept for resuming).
     resume: a checkpoint file or run dir to continue from, or a checkpoint already loaded
         with ``load_checkpoint(..., resume=True)``.  When ``run_dir`` already holds
@@ -116,24 +113,28 @@ def build_run(
     parallel_jobs: how many runs a launcher starts side by side on this host, for the
         default thread count (the cores are shared among them).
     """
-    validate_config(cfg)
-    import_modules(list(cfg.get("imports") or []))
+    schema.validate_train_config(cfg)
+    # the one completion: a key the config lacks (built by hand, or saved by an older gansn)
+    # takes its declared default (gansn.schema), so everything built below -- the hooks, the
+    # checkpoint's record of the config, TensorBoard's -- reads every key plainly
+    cfg = schema.complete(cfg)
+    import_modules(list(cfg["imports"] or []))  # null: none
     run_dir = Path(run_dir)
     check_writable(run_dir)
     state = _resume_state(cfg, run_dir, resume)
 
     if rank is None:
-        rank = distributed.setup(str((cfg.get("distributed") or {}).get("backend", "auto")))
-    device = resolve_device(cfg.get("device", "auto"))
+        rank = distributed.setup(str(cfg["distributed"]["backend"]))
+    device = resolve_device(cfg["device"])
     if device.type == "cuda" and device.index is None and rank.distributed:
         device = torch.device("cuda", torch.cuda.current_device())
     # threads=N, else a fair share of the cores this process may use among the runs
     # beside it (gansn/threads.py); logged with the run's other facts when training starts
-    threads = apply_threads(int(cfg.get("threads") or 0), n_jobs=parallel_jobs)
+    threads = apply_threads(int(cfg["threads"]), n_jobs=parallel_jobs)
     # Denormal floats (|x| < 1.2e-38) take a slow path on x86 CPUs. A D that saturates
     # (e.g. SNGAN setting F) fills activations and gradients with them: measured 1.6-2.8x
     # slower steps here (BENCHMARKS.md). Flushing them to zero costs nothing otherwise.
-    torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
+    torch.set_flush_denormal(bool(cfg["flush_denormal"]))
     seed = int(cfg["seed"])
     seed_everything(seed)
 
@@ -143,7 +144,7 @@ def build_run(
     # reported as the unknown name it is, not as a difference from the saved model
     G = build_generator(spec).to(device)
     D = build_discriminator(spec).to(device)
-    channels_last = bool(cfg.get("channels_last", False)) and len(spec.shape) == 3
+    channels_last = bool(cfg["channels_last"]) and len(spec.shape) == 3
     if channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
@@ -160,12 +161,8 @@ def build_run(
             f"cannot be shortened; pass steps={s} (nothing to do) or more (continues it), "
             "or start a new run dir with hydra.run.dir=<dir>"
         )
-    ema_cfg = cfg.get("ema", {})
-    ema = (
-        EMA(G, ema_cfg.get("decay", 0.999), ema_cfg.get("start", 0))
-        if ema_cfg.get("enabled")
-        else None
-    )
+    ema_cfg = cfg["ema"]
+    ema = EMA(G, ema_cfg["decay"], ema_cfg["start"]) if ema_cfg["enabled"] else None
     world = rank.world_size
     for key, b in (("batch_size", plan.batch_size), ("g_batch_size", plan.g_batch_size)):
         if b % world:
@@ -177,15 +174,15 @@ def build_run(
         dataset,
         plan.batch_size // world,
         seed=seed,
-        num_workers=int(cfg.get("num_workers", 0)),
+        num_workers=int(cfg["num_workers"]),
         rank=rank.rank,
         world_size=world,
         device=device,
     )
-    precision = Precision(str(cfg.get("amp", "off")), device)
+    precision = Precision(str(cfg["amp"]), device)
     G, G_step, _ = _wrap(G, "G", cfg, rank, device)
     D, D_step, D_penalty = _wrap(D, "D", cfg, rank, device)
-    grid = cfg.get("grid", {})
+    grid = cfg["grid"]
     run = Run(
         G=G,
         D=D,
@@ -198,9 +195,9 @@ def build_run(
         # fixed noise depends on the seed alone, so runs that differ only in their
         # normalization show samples from the same latents
         fixed_noise=torch.randn(
-            int(grid.get("n", 64)), spec.z_dim, generator=torch.Generator().manual_seed(seed)
+            int(grid["n"]), spec.z_dim, generator=torch.Generator().manual_seed(seed)
         ),
-        grid_nrow=int(grid.get("nrow", 8)),
+        grid_nrow=int(grid["nrow"]),
         device=device,
         cfg=cfg,
         overrides=list(overrides),
@@ -216,7 +213,7 @@ def build_run(
         channels_last=channels_last,
         threads=threads,
     )
-    if cfg.get("compile"):
+    if cfg["compile"]:
         _probe_compiled(run)
     if state is not None:
         restore(run, state, run_dir)
@@ -232,7 +229,7 @@ def _resume_state(
     """The checkpoint to continue from, loaded (once) and validated for resuming."""
     if isinstance(resume, dict):
         return resume
-    resume = resume or cfg.get("resume")
+    resume = resume or cfg["resume"]
     if resume is None and (ckpt_io.checkpoint_dir(run_dir) / ckpt_io.LAST).is_file():
         resume = run_dir  # re-running into the same run dir continues it
     return ckpt_io.load_checkpoint(resume, resume=True) if resume else None
@@ -269,10 +266,9 @@ def _wrap(
     no parameter is ever unused (the ``weight_orig`` error of Lightning #20685 came from the
     old hook-based SN, which gansn does not use).
     """
-    dist_cfg = cfg.get("distributed") or {}
     stepped: Any = model
     if rank.distributed:
-        if dist_cfg.get("sync_bn"):
+        if cfg["distributed"]["sync_bn"]:
             if device.type != "cuda":
                 raise ConfigError(
                     "distributed.sync_bn=true needs CUDA (torch's SyncBatchNorm runs on "
@@ -285,7 +281,7 @@ def _wrap(
             **_NO_FORWARD_BUFFER_SYNC,
         )
     penalty = stepped
-    if cfg.get("compile"):
+    if cfg["compile"]:
         stepped = Compiled(stepped, who)
     return model, stepped, penalty
 
@@ -360,7 +356,7 @@ def _scheduler(
     opt: torch.optim.Optimizer, cfg: dict[str, Any], steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR | None:
     """``optim.lr_decay=linear``: to 0 at ``steps``; else None (the Run's constant rate)."""
-    if cfg["optim"].get("lr_decay", "none") != "linear":
+    if cfg["optim"]["lr_decay"] != "linear":
         return None
 
     def factor(s: int) -> float:

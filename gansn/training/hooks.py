@@ -112,14 +112,13 @@ class LipschitzHook(Hook):
         z: torch.Tensor,
         every: int,
         seed: int,
-        n_iter: int = 3,
         **options: Any,
     ) -> None:
         self.every = every
-        # strict=False: a module the bound does not know (a user plugin) marks the bound
-        # invalid (lipschitz/bound_valid = 0) with a warning instead of stopping training
-        options.setdefault("strict", False)
-        self.tracker = LipschitzTracker(D, shape, n_iter=n_iter, seed=seed, **options)
+        # options: the tracker's keyword arguments, the config's lipschitz group less
+        # n_samples (a run's defaults, gansn.schema.LIPSCHITZ: strict=false marks the bound
+        # invalid with a warning on a module it does not know, rather than stopping)
+        self.tracker = LipschitzTracker(D, shape, seed=seed, **options)
         self.real, self.z = real, z
 
     def summary(self, values: dict[str, float]) -> list[str]:
@@ -228,25 +227,26 @@ def build_hooks(
 ) -> list[Hook]:
     """The hooks a run's config asks for (``lipschitz_every``, ``metrics``), in call order.
 
-    cfg: the plain-dict training config; D: the discriminator the Lipschitz hook measures;
-    dataset: the training set (fixed real batches, and the evaluator's real samples).
+    cfg: the plain-dict training config, complete (:func:`gansn.schema.complete`);
+    D: the discriminator the Lipschitz hook measures; dataset: the training set (fixed
+    real batches, and the evaluator's real samples).
     """
     hooks: list[Hook] = []
     seed = int(cfg["seed"])
-    every = int(cfg.get("lipschitz_every", 0))
+    every = int(cfg["lipschitz_every"])
     if every > 0:
-        options = dict(cfg.get("lipschitz") or {})
-        real = fixed_real_batch(dataset, int(options.pop("n_samples", 64)), seed + 1)
+        options = dict(cfg["lipschitz"])
+        real = fixed_real_batch(dataset, int(options.pop("n_samples")), seed + 1)
         z = torch.randn(len(real), z_dim, generator=torch.Generator().manual_seed(seed + 2))
         hooks.append(LipschitzHook(D, shape, real=real, z=z, every=every, seed=seed, **options))
-    metrics_cfg = cfg.get("metrics") or {}
-    if int(metrics_cfg.get("eval_every", 0) or 0) > 0 and metrics_cfg.get("list"):
+    metrics_cfg = cfg["metrics"]
+    if int(metrics_cfg["eval_every"]) > 0 and metrics_cfg["list"]:
         # imported here: the metrics package (scipy, the extractors) costs start-up time
         # that runs without evaluation never pay
         from gansn.metrics.core import from_config
 
         held_out = build_dataset(cfg["dataset"], train=False)
-        real = dataset if metrics_cfg.get("real_split", "train") == "train" else held_out
+        real = dataset if metrics_cfg["real_split"] == "train" else held_out
         evaluator = from_config(
             metrics_cfg, real, test_dataset=held_out, device=device, seed=seed, progress=False
         )
@@ -254,10 +254,10 @@ def build_hooks(
             EvalHook(
                 evaluator,
                 int(metrics_cfg["eval_every"]),
-                bn_updates=int(metrics_cfg.get("bn_updates") or 0),  # absent in pre-0.2 configs
+                bn_updates=int(metrics_cfg["bn_updates"]),
                 bn_batch=int(cfg["batch_size"]),
                 seed=seed,
-                best_tag=metrics_cfg.get("best"),
+                best_tag=metrics_cfg["best"],
             )
         )
     return hooks

@@ -112,7 +112,8 @@ class _Coordinator:
             self.outs = self.stacked.step()
             if self.stop is not None:
                 for t in self.trainers:  # all seeds stop after the same step
-                    t.stopped_by = t.stopped_by or self.stop
+                    if t.stopped_by is None:
+                        t.request_stop(self.stop)
             for k in self.arrived:
                 if _reads_models(self.trainers[k]):
                     self.stacked.write_back(k)
@@ -128,11 +129,8 @@ class _Coordinator:
         if k in self._filtered:
             return
         self._filtered.add(k)
-        path = str((self.trainers[k].run_dir / "train.log").resolve())
         ident = threading.get_ident()
-        for h in logging.getLogger().handlers:
-            if str(Path(getattr(h, "baseFilename", "")).resolve()) == path:
-                h.addFilter(lambda record, ident=ident: record.thread == ident)
+        self.trainers[k].files.filter_log(lambda record: record.thread == ident)
 
 
 def _reads_models(t: Trainer) -> bool:

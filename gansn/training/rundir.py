@@ -26,6 +26,7 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -110,6 +111,13 @@ class RunDir:
     def log_error(self) -> OSError | None:
         """The first failed write of ``train.log`` (a full disk), if any."""
         return None if self._file_log is None else self._file_log.error
+
+    def filter_log(self, keep: Callable[[logging.LogRecord], bool]) -> None:
+        """Write only the records ``keep`` accepts to ``train.log`` while it is open (the
+        root logger carries every open run's file log: runs trained side by side in one
+        process each keep their own records)."""
+        if self._file_log is not None:
+            self._file_log.addFilter(keep)
 
     def log_failure(self, message: str, logger: logging.Logger) -> None:
         """``message`` as an ERROR record of ``train.log`` alone, while it can be written."""

@@ -471,6 +471,8 @@ class RunWriter:
         whatever a stop before the first evaluation happens to have.
         """
         opt = cfg["optim"]
+        # betas is an optimizer's own keyword with no config default (SGD has none): 0 then
+        betas = opt["d"].get("betas", [0, 0])
         hp: dict[str, Any] = {
             "d_norm": spec.d_norm["name"],
             "g_norm": spec.g_norm["name"],
@@ -479,11 +481,11 @@ class RunWriter:
             "lr_g": float(opt["g"]["lr"]),
             "arch": spec.arch,
             "dataset": cfg["dataset"]["name"],
-            "beta1": float(opt["d"].get("betas", [0, 0])[0]),
-            "beta2": float(opt["d"].get("betas", [0, 0])[1]),
+            "beta1": float(betas[0]),
+            "beta2": float(betas[1]),
             "n_dis": int(cfg["n_dis"]),
             "seed": int(cfg["seed"]),
-            "setting": str(cfg.get("setting")),
+            "setting": str(cfg["setting"]),
             "features": str(self.plan.features),  # the feature space of FID and the rest
         }
         infos = [_hparam_info(k, v) for k, v in hp.items()]
