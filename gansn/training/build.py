@@ -9,8 +9,8 @@ this order (the order fixes the RNG stream, so exact resume depends on it): the 
 validated and completed with its declared defaults (once: nothing below has its own),
 plugins, the checkpoint to resume (loaded once), the process group, device and threads, the
 seed, data, models, loss, optimizers, schedulers, EMA, precision, the DDP/compile wrappers,
-the fixed noise, the resumed state, and last the hooks.  Everything that can be wrong with the config
-is found here, before anything is written.
+the fixed noise, the resumed state, and last the hooks.  Everything that can be wrong with
+the config is found here, before anything is written.
 """
 
 from __future__ import annotations
