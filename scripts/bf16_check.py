@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 
 from gansn.cli.args import ArgumentParser
+from gansn.report.aggregate import run_score
 from gansn.study.stats import detectable_difference, holm, sample_std, summarize, welch
 
 METRICS = {"metrics/fid": "FID", "metrics/recall": "recall", "breadth": "spectra breadth"}
-LAST_K = 3
 
 
 def _g(x: float | None, d: int = 3) -> str:
@@ -43,11 +43,12 @@ def _records(run: Path) -> list[dict]:
 
 
 def _final(records: list[dict], tag: str) -> float:
-    vals = [float(r[tag]) for r in records if isinstance(r.get(tag), (int, float, str))]
-    vals = vals[-LAST_K:]
-    return (
-        math.nan if not vals or any(not math.isfinite(v) for v in vals) else statistics.fmean(vals)
-    )
+    """The run's final score of ``tag`` as gansn-report takes it (NaN when it diverged)."""
+    points = [
+        (r["step"], float(r[tag])) for r in records if isinstance(r.get(tag), (int, float, str))
+    ]
+    score = run_score(points)
+    return score if isinstance(score, float) else math.nan
 
 
 def _last(records: list[dict], tag: str) -> float | None:
@@ -125,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "| cell | metric | bf16 | fp32 | bf16 − fp32 | Holm p | detectable | pooled s | within |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    sig = within_all = False
-    within_all = True
+    sig, within_all = False, True
     for (cell, tag, a, b, test, pooled, dd), hp in zip(rows, adjusted, strict=True):
         sig |= hp is not None and hp <= 0.05
         within = test.low is not None and -pooled < test.low and test.high < pooled

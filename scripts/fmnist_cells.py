@@ -10,11 +10,10 @@ its 95 % t confidence interval (the report's own numbers, laid out side by side)
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
-from scipy import stats
+from gansn.study.stats import summarize
 
 
 def _g(x: float) -> str:
@@ -22,13 +21,10 @@ def _g(x: float) -> str:
 
 
 def cell(values: list[float]) -> str:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return _g(mean)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    return f"{_g(mean)} [{_g(mean - half)}, {_g(mean + half)}]"
+    if len(values) < 2:
+        return _g(values[0])
+    s = summarize(values)
+    return f"{_g(s.mean)} [{_g(s.low)}, {_g(s.high)}]"
 
 
 def table(summary: dict) -> str:
