@@ -33,9 +33,13 @@ FILES = (
 
 
 def breadth(checkpoint: Path) -> tuple[list[str], list[float]]:
-    """Per D layer with more than one singular value: its name and stable-rank fraction."""
-    layers = [(name, s) for name, s in d_spectra(checkpoint) if len(s) > 1]
-    return [n for n, _ in layers], [stable_rank_fraction(s) for _, s in layers]
+    """Per D layer with more than one singular value: its title as the report writes it
+    ("layer 3: conv3_3x3", numbered over all of D's layers) and its stable-rank fraction."""
+    layers = [
+        (f"layer {i}: {name[-24:]}", s) for i, (name, s) in enumerate(d_spectra(checkpoint), 1)
+    ]
+    layers = [(title, s) for title, s in layers if len(s) > 1]
+    return [t for t, _ in layers], [stable_rank_fraction(s) for _, s in layers]
 
 
 def name_of(run_dir: Path) -> str:
@@ -43,7 +47,9 @@ def name_of(run_dir: Path) -> str:
     if run.status != "completed":
         raise ConfigError(f"{run_dir} is not a finished run (status {run.status!r})")
     cfg = run.config
-    return f"{cfg.get('setting', 'run')}_{cfg['d_norm']['name']}_s{cfg['seed']}"
+    # the study's table axis: the optimizer setting where one is set, else the dataset
+    table = cfg.get("setting") or cfg["dataset"]["name"]
+    return f"{table}_{cfg['d_norm']['name']}_s{cfg['seed']}"
 
 
 def main() -> None:
@@ -52,22 +58,28 @@ def main() -> None:
     ap.add_argument("--logs", type=Path, required=True, help="the study's logs folder")
     args = ap.parse_args()
     saved_file = args.logs / BREADTH_FILE
-    if not saved_file.is_file():
+    if saved_file.is_file():
+        saved = json.loads(saved_file.read_text())
+    elif not args.logs.exists() or not any(args.logs.iterdir()):
+        saved = None  # a new study's logs: its first run names D's layers
+    else:
         raise ConfigError(f"{saved_file} does not exist: is {args.logs} a study's logs folder?")
-    saved = json.loads(saved_file.read_text())
     plan = []
     for run_dir in args.runs:
         name = name_of(run_dir)
-        if (args.logs / name).exists() or name in saved["runs"]:
+        if (args.logs / name).exists() or (saved and name in saved["runs"]):
             raise ConfigError(f"{args.logs / name} already exists: not overwritten")
         ckpt = run_dir / "checkpoints" / "last.pt"
         if not ckpt.is_file():
             raise ConfigError(f"{ckpt} does not exist: its spectra cannot be measured")
         names, values = breadth(ckpt)
-        # the saved titles end with the layer's name ("layer 3: conv3_3x3")
-        if len(names) != len(saved["layers"]) or not all(
-            t.endswith(n[-24:]) for t, n in zip(saved["layers"], names)
-        ):
+        if saved is None:
+            saved = {
+                "layers": names,
+                "runs": {},
+                "provenance": "stable-rank fractions of each run's final D",
+            }
+        if names != saved["layers"]:
             raise ConfigError(f"{ckpt}: D's layers {names} are not the study's {saved['layers']}")
         plan.append((run_dir, name, values))
     for run_dir, name, values in plan:
