@@ -788,6 +788,8 @@ SCRIPT_CASES: list[tuple[str, list[str], list[str]]] = [
     ("verdicts", ["{png}", "--claims", "x.yaml"], ["grid.png", "not a report summary"]),
     ("add_seed_logs", ["{run}", "--logs", "{tmp}"], ["spectra_breadth.json does not exist"]),
     ("add_seed_logs", ["{run}"], ["the following arguments are required: --logs"]),
+    ("study_cells", ["{tmp}/nope.json"], ["nope.json does not exist", "summary.json"]),
+    ("profile_step", ["--variants", "fp16"], ["argument --variants", "'fp16'"]),
     ("seed_groups", ["{tmp}", "--early", "0,1"], ["summary.json does not exist", "gansn-report"]),
     ("seed_groups", ["{tmp}", "--early", "x"], ["argument --early", "'x'"]),
     ("sv_spectrum", ["{run}", "--out", "sv.jpg"], ["argument --out", ".png or .pdf or .svg"]),
