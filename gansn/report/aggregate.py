@@ -1,4 +1,4 @@
-"""Group runs into settings and normalization rows; mean ± std over seeds; best per column.
+"""Group runs into settings and normalization rows; mean and CI over seeds; best per column.
 
 The sweep's axes (:func:`gansn.report.collect.sweep_axes`) split three ways: ``seed`` is
 averaged over; the normalization axes (``d_norm``, ``g_norm``) make the rows of a table;
@@ -119,23 +119,15 @@ def aggregate(scores: Iterable[Score | None]) -> Stat | None:
 
     A :class:`Diverged` score (or a bare NaN/Inf) is counted in ``diverged``, never
     averaged; a row whose every run diverged has ``mean`` None."""
-    finite: list[float] = []
-    diverged: list[int | None] = []
-    for v in scores:
-        if v is None:
-            continue
-        if isinstance(v, Diverged):
-            diverged.append(v.step)
-        elif math.isfinite(v):
-            finite.append(float(v))
-        else:
-            diverged.append(None)
-    if not finite and not diverged:
+    given = [v for v in scores if v is not None]
+    if not given:
         return None
-    s = summarize(finite)
+    bad = [v for v in given if isinstance(v, Diverged) or not math.isfinite(v)]
+    diverged = tuple(v.step if isinstance(v, Diverged) else None for v in bad)
+    s = summarize(v for v in given if not isinstance(v, Diverged))  # drops NaN/Inf
     if s is None:
-        return Stat(None, None, 0, (), diverged=tuple(diverged))
-    return Stat(s.mean, s.std, s.n, s.values, s.low, s.high, tuple(diverged))
+        return Stat(None, None, 0, (), diverged=diverged)
+    return Stat(s.mean, s.std, s.n, s.values, s.low, s.high, diverged)
 
 
 def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[str]:
@@ -213,7 +205,7 @@ class Column:
         return run_score(points, 1)
 
 
-def table_columns(k: int = LAST_K) -> list[Column]:
+def table_columns(k: int) -> list[Column]:
     """Per metric tag registered for the tables: its final score (mean of the last ``k``
     evaluations), its last value (summary.json only) and its best; then Lipschitz."""
     cols = [
@@ -244,12 +236,8 @@ def short_key(key: str) -> str:
     return key.removesuffix(".name")
 
 
-def _num(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}g}"
-
-
 def format_diverged(steps: Sequence[int | None]) -> str:
-    """``2 diverged (steps 300, 812)``; ``—`` for none."""
+    """``2 diverged (steps 300, 812)``; empty for none."""
     if not steps:
         return ""
     where = ", ".join("?" if s is None else str(s) for s in steps)
@@ -268,7 +256,7 @@ def format_stat(s: Stat | None, ci: bool = True) -> str:
     mean = f"{s.mean:.{MEAN_DIGITS}g}"
     if s.std is not None:
         if ci and s.low is not None and s.high is not None:
-            mean = f"{mean} [{_num(s.low)}, {_num(s.high)}]"
+            mean = f"{mean} [{s.low:.3g}, {s.high:.3g}]"
         elif not ci:
             mean = f"{mean} ± {s.std:.2g}"
     return f"{mean} · {div}" if div else mean
@@ -342,7 +330,6 @@ class Study:
     row_keys: list[str]
     setting_keys: list[str]
     settings: list[Setting]
-    last_k: int = LAST_K
 
 
 def row_label(values: Mapping[str, Any]) -> str:
@@ -415,4 +402,4 @@ def build_study(runs: Sequence[Run], axes: Sequence[Axis], last_k: int = LAST_K)
     if len(settings) > 1:
         _describe(list(settings.values()), axes)
     row_keys, setting_keys = [a.key for a in row_axes], [a.key for a in setting_axes]
-    return Study(list(runs), list(axes), row_keys, setting_keys, list(settings.values()), last_k)
+    return Study(list(runs), list(axes), row_keys, setting_keys, list(settings.values()))
