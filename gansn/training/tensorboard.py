@@ -1,29 +1,17 @@
 """The one TensorBoard writer of a run: scalars, sample grids, config text, hparams.
 
-What each tab shows (screenshots and the reasons in docs/tensorboard.md):
-
-* **Custom Scalars**, the tab that answers "is D's Lipschitz constant under control?":
-  first D's Lipschitz bracket on a log10 axis (a line at the measured lower bound, a band up
-  to the operator-norm upper bound) and the sigma-product apart, saying why it is no bound;
-  then "Generator quality" (FID named with its feature space, recall, coverage or modes);
-  then D's layers (the lower-bound probes, SN's divisors, per conv layer sigma_matrix with
-  a band up to sigma_operator); then the losses.
-* **Scalars**: every number of metrics.jsonl under the same tags, the derived log10 bracket
-  first in its group, display names and one-line descriptions where a tag alone misleads.
-  Values that never change in a run (learning rates without a schedule, the bound's flags)
-  go to the Text tab once instead of drawing flat charts.
-* **HParams**: one entry per run, a run stopped by a signal included; the norms, the loss
-  and the learning rates lead the hyperparameters, FID and the bracket lead the metrics.
-
-The tags are fixed by what ``metrics.jsonl`` and the reports read; only the two log10 tags
-exist in the event file alone.
+What each tab shows, and why, is docs/tensorboard.md: Custom Scalars leads with D's
+Lipschitz bracket on a log10 axis, then generator quality, D's layers and the losses;
+Scalars holds every number of metrics.jsonl under the same tags (constant values go to the
+Text tab once); HParams has one entry per run, a run stopped by a signal included.  The
+tags are fixed by what ``metrics.jsonl`` and the reports read; only the two log10 tags exist
+in the event file alone.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -32,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from google.protobuf.struct_pb2 import Value
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
@@ -249,24 +238,13 @@ def _quality_tags(evaluator: Any) -> tuple[QualityTag, ...]:
             if tag not in (q.tag for q in found):
                 found.append(QualityTag(tag, label, info.direction))
     rank = {t: i for i, t in enumerate(QUALITY_FIRST)}
-    order = sorted(range(len(found)), key=lambda i: (rank.get(found[i].tag, len(rank)), i))
-    return tuple(found[i] for i in order)
+    return tuple(sorted(found, key=lambda q: rank.get(q.tag, len(rank))))  # stable: then found
 
 
-def _exact(tag: str) -> str:
-    """A Multiline chart's tag regex matching ``tag`` alone (TensorBoard searches, so
-    ``metrics/fid`` unanchored would also draw ``metrics/fid_inf``)."""
-    return f"^{re.escape(tag)}$"
-
-
-def _line(tag: str) -> list:
-    """One quantity: a Margin chart without a band (see :meth:`RunWriter.layout_dict`)."""
-    return ["Margin", [tag, tag, tag]]
-
-
-def _band(line: str, upper: str) -> list:
-    """A line at ``line`` and a band from it up to ``upper``."""
-    return ["Margin", [line, line, upper]]
+def _margin(line: str, upper: str | None = None) -> list:
+    """A Margin chart: a line at ``line`` and a band from it up to ``upper`` (None: one
+    quantity, no band; see :meth:`RunWriter.layout_dict`)."""
+    return ["Margin", [line, line, upper or line]]
 
 
 def _as_drawn(charts: dict[str, list]) -> dict[str, list]:
@@ -415,18 +393,20 @@ class RunWriter:
         if p.lipschitz:
             layout[CAT_LIPSCHITZ] = {
                 "Lip(D), log10 axis: line = measured lower bound, band up to the "
-                "operator-norm upper bound": _band(LOG10_LOWER, LOG10_UPPER),
+                "operator-norm upper bound": _margin(LOG10_LOWER, LOG10_UPPER),
                 "σ-product Π σ_matrix (what SN assumes): no bound for convs, so it may "
-                "sit below the lower bound": _line("lipschitz/upper_matrix"),
+                "sit below the lower bound": _margin("lipschitz/upper_matrix"),
             }
         # present even without evaluation: merged logdirs then keep this category's place
-        layout[CAT_QUALITY] = {p.title(q): _line(q.tag) for q in self.quality()}
+        layout[CAT_QUALITY] = {p.title(q): _margin(q.tag) for q in self.quality()}
         if p.lipschitz:
             charts: dict[str, list] = {
                 "lower-bound probes: max gradient norm on real, fake, interpolated; "
                 "finite-difference ratio": [
                     "Multiline",
-                    [r"^lipschitz/grad_(real|fake|interp)_max$", _exact("lipschitz/fd_ratio")],
+                    # anchored: TensorBoard searches, so an unanchored tag draws its
+                    # prefixes' tags too (metrics/fid would draw metrics/fid_inf)
+                    [r"^lipschitz/grad_(real|fake|interp)_max$", r"^lipschitz/fd_ratio$"],
                 ],
             }
             if any(d.spectral for d in p.d_layers):
@@ -437,16 +417,16 @@ class RunWriter:
             for d in p.d_layers:
                 matrix, operator = f"sigma/d/{d.name}/matrix", f"sigma/d/{d.name}/operator"
                 if not d.dense:
-                    charts[d.name] = _band(matrix, operator)
+                    charts[d.name] = _margin(matrix, operator)
                 elif not d.spectral:
-                    charts[f"{d.name} (dense: σ_operator = σ_matrix)"] = _line(matrix)
+                    charts[f"{d.name} (dense: σ_operator = σ_matrix)"] = _margin(matrix)
                 # a spectrally normalized dense layer has sigma 1 by construction: its flat
                 # chart would say nothing its raw sigma above does not
             layout[CAT_LAYERS] = charts
         layout[CAT_TRAINING] = {
-            "loss/d": _line("loss/d"),
-            "loss/g": _line("loss/g"),
-            "D outputs: line = mean D(fake), band up to mean D(real)": _band("d/fake", "d/real"),
+            "loss/d": _margin("loss/d"),
+            "loss/g": _margin("loss/g"),
+            "D outputs: line = mean D(fake), band up to mean D(real)": _margin("d/fake", "d/real"),
         }
         return {cat: _as_drawn(charts) for cat, charts in layout.items()}
 
@@ -488,44 +468,37 @@ class RunWriter:
             "setting": str(cfg["setting"]),
             "features": str(self.plan.features),  # the feature space of FID and the rest
         }
-        infos = [_hparam_info(k, v) for k, v in hp.items()]
         metrics = [
             api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name)
             for tag, name in self.plan.metric_columns(self.quality())
         ]
-        start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
-        for k, v in hp.items():
-            if isinstance(v, str):
-                start.hparams[k].string_value = v
-            else:
-                start.hparams[k].number_value = v
-        parts = [
-            (
-                hp_metadata.EXPERIMENT_TAG,
-                {"experiment": api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)},
-            ),
-            (hp_metadata.SESSION_START_INFO_TAG, {"session_start_info": start}),
-        ]
+        experiment = api_pb2.Experiment(
+            hparam_infos=[_hparam_info(k, v) for k, v in hp.items()], metric_infos=metrics
+        )
+        self._hparams_record(hp_metadata.EXPERIMENT_TAG, experiment=experiment)
+        values = {
+            k: Value(string_value=v) if isinstance(v, str) else Value(number_value=v)
+            for k, v in hp.items()
+        }
+        start = plugin_data_pb2.SessionStartInfo(hparams=values, start_time_secs=time.time())
+        self._hparams_record(hp_metadata.SESSION_START_INFO_TAG, session_start_info=start)
         if finished:
             end = plugin_data_pb2.SessionEndInfo(
                 status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time()
             )
-            parts.append((hp_metadata.SESSION_END_INFO_TAG, {"session_end_info": end}))
-        fw = self.w._get_file_writer()
-        for tag, data in parts:
-            content = plugin_data_pb2.HParamsPluginData(
-                version=hp_metadata.PLUGIN_DATA_VERSION, **data
-            )
-            meta = SummaryMetadata(
-                plugin_data=SummaryMetadata.PluginData(
-                    plugin_name=hp_metadata.PLUGIN_NAME, content=content.SerializeToString()
-                )
-            )
-            # with an empty tensor, as TensorBoard's own hparams summaries (readers that
-            # list tensors, not only metadata, then see the record)
-            null = TensorProto.FromString(hp_metadata.NULL_TENSOR.SerializeToString())
-            fw.add_summary(Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=null)]))
+            self._hparams_record(hp_metadata.SESSION_END_INFO_TAG, session_end_info=end)
         self.w.flush()
+
+    def _hparams_record(self, tag: str, **data: Any) -> None:
+        content = plugin_data_pb2.HParamsPluginData(version=hp_metadata.PLUGIN_DATA_VERSION, **data)
+        plugin = SummaryMetadata.PluginData(
+            plugin_name=hp_metadata.PLUGIN_NAME, content=content.SerializeToString()
+        )
+        # with an empty tensor, as TensorBoard's own hparams summaries (readers that list
+        # tensors, not only metadata, then see the record)
+        null = TensorProto.FromString(hp_metadata.NULL_TENSOR.SerializeToString())
+        value = Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin), tensor=null)
+        self.w._get_file_writer().add_summary(Summary(value=[value]))
 
     def close(self) -> None:
         self.w.close()
