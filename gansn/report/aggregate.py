@@ -244,21 +244,17 @@ def format_diverged(steps: Sequence[int | None]) -> str:
     return f"{len(steps)} diverged (step{'s' if len(steps) > 1 else ''} {where})"
 
 
-def format_stat(s: Stat | None, ci: bool = True) -> str:
-    """``145 [124, 166]``: the mean (4 significant digits) and its 95 % t CI (3), or
-    ``145 ± 29`` with ``ci=False`` (the sample std); ``—`` if none.  Diverged runs follow:
-    ``… · 1 diverged (step 812)``."""
+def format_stat(s: Stat | None) -> str:
+    """``145 [124, 166]``: the mean (4 significant digits) and its 95 % t CI (3); ``—`` if
+    none.  Diverged runs follow: ``… · 1 diverged (step 812)``."""
     if s is None:
         return "—"
     div = format_diverged(s.diverged)
     if s.mean is None:
         return div
     mean = f"{s.mean:.{MEAN_DIGITS}g}"
-    if s.std is not None:
-        if ci and s.low is not None and s.high is not None:
-            mean = f"{mean} [{s.low:.3g}, {s.high:.3g}]"
-        elif not ci:
-            mean = f"{mean} ± {s.std:.2g}"
+    if s.low is not None and s.high is not None:  # none for one seed
+        mean = f"{mean} [{s.low:.3g}, {s.high:.3g}]"
     return f"{mean} · {div}" if div else mean
 
 
