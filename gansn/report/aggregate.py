@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -19,8 +18,7 @@ from gansn.metrics.core import METRICS, Direction, metric_tags, tag_info
 from gansn.metrics.features import FEATURES
 from gansn.report.collect import Axis, Run, canon
 from gansn.report.render import format_value
-from gansn.schema import STUDY, defaults
-from gansn.study.stats import summarize
+from gansn.study.stats import LAST_K, Diverged, Score, run_score, summarize
 
 LIP_UPPER = "lipschitz/upper_operator"
 # Every one of these is a valid lower bound on D's Lipschitz constant, so their max is too.
@@ -88,16 +86,6 @@ def axis_label(tag: str, runs: Iterable[Run]) -> str:
 
 
 @dataclass(frozen=True)
-class Diverged:
-    """A run whose score is not a number: its metric (or its loss) went NaN/Inf at ``step``."""
-
-    step: int | None
-
-
-Score = float | Diverged
-
-
-@dataclass(frozen=True)
 class Stat:
     """One column over the seeds of one row: mean, sample std (ddof 1) and the Student-t
     95 % CI of the mean of the finite scores, plus the runs that diverged.
@@ -148,26 +136,6 @@ def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[st
     target = min(shown.values()) if how == "min" else max(shown.values())
     best = {k for k, m in shown.items() if m == target}
     return best if len(best) == 1 else set()
-
-
-# Evaluations averaged into a run's "final" score: one noisy last evaluation must not decide
-# a comparison.  Fixed before the studies it scores were re-read (issue 21); declared with
-# the config key a study preset sets it by (study.last_k).
-LAST_K = int(defaults(STUDY)["last_k"])
-
-
-def run_score(points: Sequence[tuple[int, float]], k: int = LAST_K) -> Score | None:
-    """A run's final score of one series: the mean of its last ``k`` values.
-
-    :class:`Diverged` at the first non-finite one among them (a NaN FID, a mode KL with no
-    high-quality sample): an earlier finite value is never reported in its place."""
-    if not points:
-        return None
-    tail = points[-k:]
-    bad = [step for step, v in tail if not math.isfinite(v)]
-    if bad:
-        return Diverged(bad[0])
-    return statistics.fmean(v for _, v in tail)
 
 
 @dataclass(frozen=True)
