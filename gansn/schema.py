@@ -1,15 +1,12 @@
 """Every config key and command-line option once: its rule (type and range), default and help.
 
-A :class:`Key` per option and a :class:`Node` per config group.  From these tables come
-
-- the checks: :func:`problems` walks a config against a node and returns one line per
-  problem, each naming the key and what it must be (``steps must be a positive integer, got
-  -1``); an unknown key gets the closest valid names;
-- the defaults: :func:`defaults` is the node's default tree (``gansn.config`` registers
-  :data:`TRAIN`'s with Hydra's ConfigStore, the first entry of conf/train.yaml's defaults
-  list), and :func:`complete` fills a config's absent keys with them, so code reads
-  ``cfg["log_every"]`` and never carries a default of its own;
-- the ``--help`` of ``gansn-train`` (:func:`entries`) and of the small CLIs.
+A :class:`Key` per option and a :class:`Node` per config group.  From these tables come the
+checks (:func:`problems`: one line per problem, naming the key and what it must be, or for
+an unknown key the closest valid names), the defaults (:func:`defaults`, which
+``gansn.config`` registers with Hydra's ConfigStore as the first entry of conf/train.yaml's
+defaults list; :func:`complete` fills a config's absent keys with them, so code never
+carries a default of its own) and the ``--help`` of ``gansn-train`` (:func:`entries`) and
+of the small CLIs.
 
 ``gansn-train`` checks the composed config against :data:`TRAIN` before Hydra makes a run
 dir, the trainer checks it again (the Python API), and the small CLIs check their
@@ -17,9 +14,8 @@ dir, the trainer checks it again (the Python API), and the small CLIs check thei
 
 No torch, Hydra or registry imports here: the command line is refused before they load.
 Nodes marked ``open`` take options this table does not list (a registered norm's, dataset's,
-loss's or optimizer's keyword arguments); their builders refuse unknown ones against the
-entry's signature (:func:`gansn.registry.check_options`), and those keys' defaults are the
-entry's own.
+loss's or optimizer's keyword arguments), checked by their builders against the entry's
+signature (:func:`gansn.registry.check_options`), with the entry's own defaults.
 """
 
 from __future__ import annotations
@@ -32,7 +28,6 @@ from typing import Any
 
 from gansn.errors import ConfigError, close_matches
 from gansn.rules import (
-    NAME_MAX,
     Betas,
     Bool,
     Choice,
@@ -47,12 +42,10 @@ from gansn.rules import (
     Str,
     StrList,
     writable_dir_problem,
-    writable_file_problem,
 )
 
 # the rules are imported from here by the CLIs and scripts: one import for a whole option table
 __all__ = [
-    "NAME_MAX",
     "Betas",
     "Bool",
     "Choice",
@@ -67,7 +60,6 @@ __all__ = [
     "Str",
     "StrList",
     "writable_dir_problem",
-    "writable_file_problem",
 ]
 
 
@@ -84,11 +76,8 @@ REQUIRED = "???"  # a CLI option the user must give (OmegaConf's mark for a miss
 
 @dataclass(frozen=True)
 class FromEnv:
-    """A default read from an environment variable when it is set, else ``fallback``.
-
-    Hydra sees it as ``${oc.env:VAR,'fallback'}`` (resolved when the config is), a config
-    built in Python or a CLI option reads the environment when it is completed.
-    """
+    """A default read from the environment variable ``var`` when it is set, else ``fallback``:
+    by Hydra when it resolves the config, else when the config is completed (:meth:`value`)."""
 
     var: str
     fallback: str
@@ -201,10 +190,8 @@ def defaults(node: Node, *, hydra: bool = False) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, entry in node.keys.items():
-        if isinstance(entry, Node):
-            sub = defaults(entry, hydra=hydra)
-            if sub:
-                out[key] = sub
+        if isinstance(entry, Node) and (sub := defaults(entry, hydra=hydra)):
+            out[key] = sub
         elif isinstance(entry, Key) and entry.default is not ABSENT:
             if hydra and not entry.composed:
                 continue

@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 
 from gansn.cli.args import ArgumentParser
-from gansn.report.aggregate import run_score
-from gansn.study.stats import detectable_difference, holm, sample_std, summarize, welch
+from gansn.study.stats import detectable_difference, holm, run_score, sample_std, summarize, welch
 
 METRICS = {"metrics/fid": "FID", "metrics/recall": "recall", "breadth": "spectra breadth"}
 

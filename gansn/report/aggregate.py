@@ -1,4 +1,4 @@
-"""Group runs into settings and normalization rows; mean ± std over seeds; best per column.
+"""Group runs into settings and normalization rows; mean and CI over seeds; best per column.
 
 The sweep's axes (:func:`gansn.report.collect.sweep_axes`) split three ways: ``seed`` is
 averaged over; the normalization axes (``d_norm``, ``g_norm``) make the rows of a table;
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -19,8 +18,7 @@ from gansn.metrics.core import METRICS, Direction, metric_tags, tag_info
 from gansn.metrics.features import FEATURES
 from gansn.report.collect import Axis, Run, canon
 from gansn.report.render import format_value
-from gansn.schema import STUDY, defaults
-from gansn.study.stats import summarize
+from gansn.study.stats import LAST_K, Diverged, Score, run_score, summarize
 
 LIP_UPPER = "lipschitz/upper_operator"
 # Every one of these is a valid lower bound on D's Lipschitz constant, so their max is too.
@@ -88,16 +86,6 @@ def axis_label(tag: str, runs: Iterable[Run]) -> str:
 
 
 @dataclass(frozen=True)
-class Diverged:
-    """A run whose score is not a number: its metric (or its loss) went NaN/Inf at ``step``."""
-
-    step: int | None
-
-
-Score = float | Diverged
-
-
-@dataclass(frozen=True)
 class Stat:
     """One column over the seeds of one row: mean, sample std (ddof 1) and the Student-t
     95 % CI of the mean of the finite scores, plus the runs that diverged.
@@ -119,23 +107,15 @@ def aggregate(scores: Iterable[Score | None]) -> Stat | None:
 
     A :class:`Diverged` score (or a bare NaN/Inf) is counted in ``diverged``, never
     averaged; a row whose every run diverged has ``mean`` None."""
-    finite: list[float] = []
-    diverged: list[int | None] = []
-    for v in scores:
-        if v is None:
-            continue
-        if isinstance(v, Diverged):
-            diverged.append(v.step)
-        elif math.isfinite(v):
-            finite.append(float(v))
-        else:
-            diverged.append(None)
-    if not finite and not diverged:
+    given = [v for v in scores if v is not None]
+    if not given:
         return None
-    s = summarize(finite)
+    bad = [v for v in given if isinstance(v, Diverged) or not math.isfinite(v)]
+    diverged = tuple(v.step if isinstance(v, Diverged) else None for v in bad)
+    s = summarize(v for v in given if not isinstance(v, Diverged))  # drops NaN/Inf
     if s is None:
-        return Stat(None, None, 0, (), diverged=tuple(diverged))
-    return Stat(s.mean, s.std, s.n, s.values, s.low, s.high, tuple(diverged))
+        return Stat(None, None, 0, (), diverged=diverged)
+    return Stat(s.mean, s.std, s.n, s.values, s.low, s.high, diverged)
 
 
 def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[str]:
@@ -156,26 +136,6 @@ def best_keys(stats: Mapping[str, Stat | None], how: Direction | None) -> set[st
     target = min(shown.values()) if how == "min" else max(shown.values())
     best = {k for k, m in shown.items() if m == target}
     return best if len(best) == 1 else set()
-
-
-# Evaluations averaged into a run's "final" score: one noisy last evaluation must not decide
-# a comparison.  Fixed before the studies it scores were re-read (issue 21); declared with
-# the config key a study preset sets it by (study.last_k).
-LAST_K = int(defaults(STUDY)["last_k"])
-
-
-def run_score(points: Sequence[tuple[int, float]], k: int = LAST_K) -> Score | None:
-    """A run's final score of one series: the mean of its last ``k`` values.
-
-    :class:`Diverged` at the first non-finite one among them (a NaN FID, a mode KL with no
-    high-quality sample): an earlier finite value is never reported in its place."""
-    if not points:
-        return None
-    tail = points[-k:]
-    bad = [step for step, v in tail if not math.isfinite(v)]
-    if bad:
-        return Diverged(bad[0])
-    return statistics.fmean(v for _, v in tail)
 
 
 @dataclass(frozen=True)
@@ -213,7 +173,7 @@ class Column:
         return run_score(points, 1)
 
 
-def table_columns(k: int = LAST_K) -> list[Column]:
+def table_columns(k: int) -> list[Column]:
     """Per metric tag registered for the tables: its final score (mean of the last ``k``
     evaluations), its last value (summary.json only) and its best; then Lipschitz."""
     cols = [
@@ -244,33 +204,25 @@ def short_key(key: str) -> str:
     return key.removesuffix(".name")
 
 
-def _num(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}g}"
-
-
 def format_diverged(steps: Sequence[int | None]) -> str:
-    """``2 diverged (steps 300, 812)``; ``—`` for none."""
+    """``2 diverged (steps 300, 812)``; empty for none."""
     if not steps:
         return ""
     where = ", ".join("?" if s is None else str(s) for s in steps)
     return f"{len(steps)} diverged (step{'s' if len(steps) > 1 else ''} {where})"
 
 
-def format_stat(s: Stat | None, ci: bool = True) -> str:
-    """``145 [124, 166]``: the mean (4 significant digits) and its 95 % t CI (3), or
-    ``145 ± 29`` with ``ci=False`` (the sample std); ``—`` if none.  Diverged runs follow:
-    ``… · 1 diverged (step 812)``."""
+def format_stat(s: Stat | None) -> str:
+    """``145 [124, 166]``: the mean (4 significant digits) and its 95 % t CI (3); ``—`` if
+    none.  Diverged runs follow: ``… · 1 diverged (step 812)``."""
     if s is None:
         return "—"
     div = format_diverged(s.diverged)
     if s.mean is None:
         return div
     mean = f"{s.mean:.{MEAN_DIGITS}g}"
-    if s.std is not None:
-        if ci and s.low is not None and s.high is not None:
-            mean = f"{mean} [{_num(s.low)}, {_num(s.high)}]"
-        elif not ci:
-            mean = f"{mean} ± {s.std:.2g}"
+    if s.low is not None and s.high is not None:  # none for one seed
+        mean = f"{mean} [{s.low:.3g}, {s.high:.3g}]"
     return f"{mean} · {div}" if div else mean
 
 
@@ -342,7 +294,6 @@ class Study:
     row_keys: list[str]
     setting_keys: list[str]
     settings: list[Setting]
-    last_k: int = LAST_K
 
 
 def row_label(values: Mapping[str, Any]) -> str:
@@ -415,4 +366,4 @@ def build_study(runs: Sequence[Run], axes: Sequence[Axis], last_k: int = LAST_K)
     if len(settings) > 1:
         _describe(list(settings.values()), axes)
     row_keys, setting_keys = [a.key for a in row_axes], [a.key for a in setting_axes]
-    return Study(list(runs), list(axes), row_keys, setting_keys, list(settings.values()), last_k)
+    return Study(list(runs), list(axes), row_keys, setting_keys, list(settings.values()))

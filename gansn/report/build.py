@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -62,6 +62,21 @@ _LEGEND = (
     "where every row has the same mean; Lipschitz bounds are not ranked. A metric computed in "
     "a feature space names it in its header (FID of classifier features and FID of Inception "
     "features are different numbers)."
+)
+# Three tables, not one of ~21 columns that runs off a 1,600 px screen: the final scores (what
+# the verdicts test), the best values over training and the Lipschitz bounds, by column kind
+# ("last" is in summary.json only).
+_TABLES = (
+    (
+        "final",
+        "Final scores: each run's mean of its last {k} evaluations; mean over seeds [95 % CI].",
+    ),
+    ("best", "Best value of each run over training; mean over seeds [95 % CI]."),
+    (
+        "lip_",
+        "D's Lipschitz constant at the last measurement: the operator-norm upper bound and the "
+        "largest empirical lower bound; mean over seeds [95 % CI], not ranked.",
+    ),
 )
 
 
@@ -176,41 +191,18 @@ def _setting_section(doc: Document, setting: Setting, many: bool, k: int) -> Non
             "No evaluation metrics (FID, KID, P/R, modes) or Lipschitz bounds "
             "were logged by any usable run of this setting."
         )
-    # Three tables, not one of ~21 columns that runs off a 1,600 px screen: the final
-    # scores (what the verdicts test), the best values over training, and the Lipschitz
-    # bounds; "last" is in summary.json only.
-    parts = [
-        (
-            [c for c in setting.columns if c.kind == "final"],
-            f"Final scores: each run's mean of its last {k} evaluations; mean over seeds "
-            "[95 % CI].",
-        ),
-        (
-            [c for c in setting.columns if c.kind == "best"],
-            "Best value of each run over training; mean over seeds [95 % CI].",
-        ),
-        (
-            [c for c in setting.columns if c.kind.startswith("lip_")],
-            "D's Lipschitz constant at the last measurement: the operator-norm upper bound and "
-            "the largest empirical lower bound; mean over seeds [95 % CI], not ranked.",
-        ),
-    ]
-    for i, (cols, caption) in enumerate(parts):
+    for i, (kind, caption) in enumerate(_TABLES):
+        cols = [c for c in setting.columns if c.kind.startswith(kind)]
         if i and not cols:
             continue
+        heads = ["Norm", "n", "Seeds"][: 3 if i == 0 else 1]
         rows = []
         for row in setting.rows:
-            stats = [
-                Cell(format_stat(row.stats[c.id]), bold=row.label in setting.best[c.id])
-                for c in cols
-            ]
-            if i == 0:
-                n = str(len(row.used)) + (f" (+{len(row.excluded)} excl.)" if row.excluded else "")
-                rows.append([row.label, n, ", ".join(map(format_value, row.seeds)), *stats])
-            else:
-                rows.append([row.label, *stats])
-        keys = ["Norm", "n", "Seeds"] if i == 0 else ["Norm"]
-        doc.table([*keys, *(c.header for c in cols)], rows, caption=caption if cols else "")
+            n = str(len(row.used)) + (f" (+{len(row.excluded)} excl.)" if row.excluded else "")
+            keys = [row.label, n, ", ".join(map(format_value, row.seeds))][: len(heads)]
+            best = [row.label in setting.best[c.id] for c in cols]
+            rows.append(keys + [Cell(format_stat(row.stats[c.id]), b) for c, b in zip(cols, best)])
+        doc.table([*heads, *(c.header for c in cols)], rows, caption.format(k=k) if cols else "")
     doc.para(_LEGEND.format(k=k))
     proto = _protocol_text(setting)
     if proto:
@@ -317,30 +309,24 @@ def study_config(runs: Sequence[Run]) -> dict[str, Any]:
     return complete(json.loads(found.pop()) if len(found) == 1 else {}, STUDY)
 
 
+_TITLE_KEYS = ("dataset.name", "model.name")
+
+
 def default_title(sweep: Path, runs: Sequence[Run]) -> str:
     """A title from what the runs were configured with: the experiment preset they share
     (``experiment=norm_study_fmnist``) and their dataset and model, e.g. "Normalization study:
     norm_study_fmnist (fashion_mnist, dcgan)"; the sweep folder's name only when the runs
     name neither (a folder called ``logs`` or ``multirun`` says nothing)."""
 
-    def common(values: Sequence[Any]) -> str | None:
+    def common(values: Iterable[Any]) -> str | None:
         found = {str(v) for v in values if v not in (None, "")}
         return found.pop() if len(found) == 1 else None
 
-    experiment = common([r.choices.get("experiment") for r in runs])
-    what = [
-        x
-        for x in (
-            common([r.flat.get("dataset.name") for r in runs]),
-            common([r.flat.get("model.name") for r in runs]),
-        )
-        if x
-    ]
+    experiment = common(r.choices.get("experiment") for r in runs)
+    what = ", ".join(filter(None, (common(r.flat.get(k) for r in runs) for k in _TITLE_KEYS)))
     if experiment:
-        return f"Normalization study: {experiment}" + (f" ({', '.join(what)})" if what else "")
-    if what:
-        return f"Normalization study: {', '.join(what)}"
-    return f"Normalization study: {sweep.resolve().name}"
+        return f"Normalization study: {experiment}" + (f" ({what})" if what else "")
+    return f"Normalization study: {what or sweep.resolve().name}"
 
 
 def _verdict_section(doc: Document, verdicts: Sequence[Verdict]) -> None:
@@ -444,16 +430,13 @@ def build_report(
             missing += gone
     if not plots:
         doc.para("Figures were not drawn (--no-plots).")
-    verdicts: list[Verdict] = []
+    directions = {t: i.direction for t, i in metric_tags().items() if i.direction}
+    settings = [
+        {**_setting_summary(s, figures.get(s.id, [])), "spectra_breadth": breadth.get(s.id)}
+        for s in study.settings
+    ]
+    verdicts = judge_summary(_strict({"directions": directions, "settings": settings}), claims)
     if claims:
-        scored = {
-            "directions": {t: i.direction for t, i in metric_tags().items() if i.direction},
-            "settings": [
-                {**_setting_summary(s, []), "spectra_breadth": breadth.get(s.id)}
-                for s in study.settings
-            ],
-        }
-        verdicts = judge_summary(_strict(scored), claims)
         _verdict_section(doc, verdicts)
     _runs_section(doc, study, run_cmds)
     machine = machine_info()
@@ -471,19 +454,16 @@ def build_report(
         "varying_keys": [a.key for a in study.axes],
         "row_keys": study.row_keys,
         "setting_keys": study.setting_keys,
-        "directions": {t: i.direction for t, i in metric_tags().items() if i.direction},
-        "settings": [
-            {**_setting_summary(s, figures.get(s.id, [])), "spectra_breadth": breadth.get(s.id)}
-            for s in study.settings
-        ],
+        "directions": directions,
+        "settings": settings,
         "runs": [_run_summary(r, study) for r in runs],
         "failed": [_run_summary(r, study) for r in runs if not r.contributes],
         "total_wall_time_s": sum(r.wall_time_s or 0.0 for r in runs),
         "command": sweep_cmd,
         "missing_figures": missing,
         "machine": machine,
+        "verdicts": [verdict_dict(v) for v in verdicts],
     }
-    summary["verdicts"] = [verdict_dict(v) for v in verdicts]
     # default=str: a config value YAML parsed into a type JSON lacks (a date) goes in as text
     text = json.dumps(portable(_strict(summary)), indent=2, allow_nan=False, default=str)
     per_run = {

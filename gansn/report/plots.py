@@ -67,41 +67,6 @@ def _save(fig: Any, path: Path, suptitle: str | None = None) -> None:
     require_matplotlib().close(fig)
 
 
-def _line_axes() -> tuple[Any, Any]:
-    """One value-vs-step axes, with room on the right for a legend outside the data."""
-    fig = require_matplotlib().figure(figsize=(7.5, 4), layout="constrained")
-    return fig, fig.add_subplot()
-
-
-def _save_lines(
-    fig: Any,
-    ax: Any,
-    path: Path,
-    ylabel: str,
-    title: str,
-    *,
-    log_y: bool,
-    handles: list[Any] | None = None,
-) -> bool:
-    """Label a value-vs-step plot, put its legend outside the axes and save it; False,
-    writing nothing, if no line was drawn."""
-    if not ax.lines:
-        require_matplotlib().close(fig)
-        return False
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel("generator step")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3, which="both")
-    if handles is None:
-        handles, _ = ax.get_legend_handles_labels()
-    # Right of the axes: inside, a legend hides whichever curve happens to run under it.
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    _save(fig, path)
-    return True
-
-
 def spans_decades(values: Iterable[float]) -> bool:
     """Whether ``values`` are all positive and span at least ``LOG_SPAN`` (max / min): then a
     log axis shows each of them, where a linear one flattens the small ones to 0."""
@@ -160,7 +125,8 @@ def curves_figure(setting: Setting, path: Path, tag: str) -> str | None:
         # A flat line per norm at one shared value: the table already says all there is.
         raise NoInformation(f"every run logged {distinct.pop():g} at every step")
 
-    fig, ax = _line_axes()
+    fig = require_matplotlib().figure(figsize=(7.5, 4), layout="constrained")
+    ax = fig.add_subplot()
     few = [i for i, *_, values in drawn if len(values) < FEW_POINTS]
     all_steps = [s for i, *_, values in drawn if i in few for s in values]
     for i, name, n, values in drawn:
@@ -190,13 +156,18 @@ def curves_figure(setting: Setting, path: Path, tag: str) -> str | None:
     # Name only the spread that is drawn: one seed per norm has no min-max to show.
     spread = any(n > 1 for _, _, n, _ in drawn)
     kinds = [k for k, on in (("shaded", len(few) < len(drawn)), ("bars", few)) if on]
-    title = f"{label(tag)} vs step — " + (
-        f"mean over seeds, min–max {' / '.join(kinds)}" if spread else "one run per norm"
-    )
-    title += ", log scale" if log_y else ""
-    if not _save_lines(fig, ax, path, ylabel, title, log_y=log_y):
-        return None
     how = "mean over seeds" if spread else "one run per norm"
+    title = f"{label(tag)} vs step — {how}" + (f", min–max {' / '.join(kinds)}" if spread else "")
+    title += ", log scale" if log_y else ""
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("generator step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    # Right of the axes: inside, a legend hides whichever curve happens to run under it.
+    fig.legend(handles=ax.get_legend_handles_labels()[0], loc="outside right upper", fontsize=8)
+    _save(fig, path)
     if log_y:
         lo, hi = min(distinct), max(distinct)
         how += f"; log scale: the values span {lo:.3g} to {hi:.3g}"

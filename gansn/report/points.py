@@ -72,6 +72,15 @@ def to_frame(points: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return mid + d * np.minimum(t, 1.0)[:, None]
 
 
+# What the point panels show besides the samples, as the figure's key and the caption say it:
+# the true modes, else the real data, else nothing.
+_BESIDE = (
+    ("modes of the real data (×)", "the true mode centers (×)"),
+    ("real data (grey)", "the real data (grey)"),
+    ("no real data drawn", "no real data (the dataset gives none)"),
+)
+
+
 def points_figure(setting: Setting, path: Path, n: int = 2000) -> str | None:
     """Generated 2-D points (one panel per norm) over the true mode centers, all panels on
     one view from the real data; points outside it are drawn on the frame as triangles."""
@@ -128,23 +137,11 @@ def points_figure(setting: Setting, path: Path, n: int = 2000) -> str | None:
             outside = ""
         ax.set_title(lb + outside, fontsize=9)
         ax.tick_params(labelsize=7)
-    marks = "Generated (dots), " + (
-        "modes of the real data (×)"
-        if centers is not None
-        else "real data (grey)"
-        if real is not None
-        else "no real data drawn"
-    )
+    mark, over = _BESIDE[0 if centers is not None else 1 if real is not None else 2]
+    marks = f"Generated (dots), {mark}"
     if n_out_total:
         marks += "\n△ on the frame: generated, outside the view"
     _save(fig, path, marks)
-    over = (
-        "the true mode centers (×)"
-        if centers is not None
-        else "the real data (grey)"
-        if real is not None
-        else "no real data (the dataset gives none)"
-    )
     return (
         f"{n} generated points from seeded noise over {over} ({_seed_text(seed)}). "
         "Every panel shows the same view: the real data's extent plus a "
@@ -176,26 +173,16 @@ def grid_tiles(
 
 
 # An image this white or whiter (share of near-white pixels) that is not a grid of tiles is a
-# 2-D run's density plot: darkened and thickened to be readable (_readable).
+# 2-D run's density plot: thickened and darkened to be readable (_readable).
 SPARSE_WHITE = 0.9
 # Gamma applied to the darkness of its grey pixels: a lone sample's 10 % grey becomes ~50 %.
 DENSITY_GAMMA = 0.3
 
 
-def _darken(img: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8: grey pixels (R = G = B, the density) darkened by ``DENSITY_GAMMA``;
-    coloured ones (the red mode marks) kept."""
-    grey = (img[..., 0] == img[..., 1]) & (img[..., 1] == img[..., 2])
-    dark = 1.0 - img[..., 0].astype(np.float64) / 255
-    v = (255 * (1.0 - dark**DENSITY_GAMMA) + 0.5).astype(np.uint8)
-    out = img.copy()
-    out[grey] = v[grey][:, None]
-    return out
-
-
-def _thicken(img: np.ndarray, r: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> each grey pixel the darkest grey of its (2r+1)² neighbourhood;
-    coloured pixels (mode marks) stay as they are, and do not grow."""
+def _thicken_and_darken(img: np.ndarray, r: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> each grey pixel (R = G = B, the density) the darkest grey of its
+    (2r+1)² neighbourhood, its darkness raised to ``DENSITY_GAMMA``; coloured pixels (the
+    red mode marks) stay as they are, and do not grow."""
     h, w = img.shape[:2]
     grey = (img[..., 0] == img[..., 1]) & (img[..., 1] == img[..., 2])
     src = np.where(grey, img[..., 0], 255).astype(np.uint8)
@@ -204,8 +191,9 @@ def _thicken(img: np.ndarray, r: int) -> np.ndarray:
     for dy in range(2 * r + 1):
         for dx in range(2 * r + 1):
             dark = np.minimum(dark, pad[dy : dy + h, dx : dx + w])
+    v = 255 * (1.0 - (1.0 - dark.astype(np.float64) / 255) ** DENSITY_GAMMA) + 0.5
     out = img.copy()
-    out[grey] = dark[grey][:, None]
+    out[grey] = v.astype(np.uint8)[grey][:, None]
     return out
 
 
@@ -222,7 +210,7 @@ def _readable(img: np.ndarray, run: Run) -> tuple[np.ndarray, str]:
             return big, "the whole image"  # a picture, or a density image drawn legibly
         # A 2-D run's density image: one sample is one pale pixel, invisible on the page.
         size = "" if scale == 1 else f" enlarged {scale}×,"
-        return _thicken(_darken(big), scale), (
+        return _thicken_and_darken(big, scale), (
             f"the whole image,{size} its grey levels darkened (γ {DENSITY_GAMMA}) and each "
             "dot thickened so that single samples show"
         )

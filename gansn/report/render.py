@@ -74,12 +74,10 @@ class Document:
     def figure(self, path: str, caption: str) -> None:
         self.blocks.append(Block("figure", path, caption=caption))
 
-    def table(
-        self, headers: list[str], rows: list[list[Any]], caption: str = "", keep: int = 1
-    ) -> None:
+    def table(self, headers: list[str], rows: list[list[Any]], caption: str = "") -> None:
         """Add a table; one of more than ``MAX_COLUMNS`` columns becomes several, each
-        repeating the first ``keep`` columns (the row's name) and captioned "part i of n"."""
-        self.blocks += split_table(Table(headers, rows, caption or None), keep)
+        repeating the first column (the row's name) and captioned "part i of n"."""
+        self.blocks += split_table(Table(headers, rows, caption or None))
 
 
 def split_table(table: Table, keep: int = 1, limit: int = MAX_COLUMNS) -> list[Table]:

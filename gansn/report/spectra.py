@@ -105,51 +105,31 @@ def stable_rank_fraction(values: np.ndarray) -> float:
     return float(((v / v[0]) ** 2).sum() / v.size) if v.size and v[0] > 0 else math.nan
 
 
-def spectra_breadth(setting: Setting) -> tuple[list[str], dict[str, list[list[float]]]]:
-    """SNGAN figure 2 in numbers: per norm, every seed's stable-rank fraction of each D layer.
-
-    Returns ``(layer titles, {norm: [[fraction per layer] per run with a checkpoint]})``;
-    layers are matched by position (as in :func:`spectra_figure`) and those with a single
-    singular value left out.
-    """
+def spectra_breadth(setting: Setting) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
+    """SNGAN figure 2 in numbers: ``(layer titles, {norm: {run dir: [fraction per layer]}})``,
+    the stable-rank fraction of each D layer of every run with a checkpoint; layers matched by
+    position (as in :func:`spectra_figure`), those with a single singular value left out."""
     spectra = {
-        row.label: [d_spectra(r.checkpoint) for r in row.used if r.checkpoint]
+        row.label: {r.rel: d_spectra(r.checkpoint) for r in row.used if r.checkpoint}
         for row in setting.rows
     }
     spectra = {k: v for k, v in spectra.items() if v}
-    if not spectra:
-        return [], {}
     # the layers and their titles: from the first run of each norm, as in the figure
-    firsts = {norm: runs[0] for norm, runs in spectra.items()}
+    firsts = {norm: next(iter(runs.values())) for norm, runs in spectra.items()}
     kept = [(i, t) for i, t, keep in _layer_positions(firsts) if keep]
-    titles, index = [t for _, t in kept], [i for i, _ in kept]
     table = {
-        norm: [
-            [stable_rank_fraction(layers[i][1]) if i < len(layers) else math.nan for i in index]
-            for layers in runs
-        ]
+        norm: {
+            rel: [stable_rank_fraction(ls[i][1]) if i < len(ls) else math.nan for i, _ in kept]
+            for rel, ls in runs.items()
+        }
         for norm, runs in spectra.items()
     }
-    return titles, table
+    return [t for _, t in kept], table
 
 
 # Per run, the breadth of D's final spectra, saved beside a report: checkpoints are too big
 # to commit, so a report rebuilt from committed logs reads the numbers from here.
 BREADTH_FILE = "spectra_breadth.json"
-
-
-def _saved_breadth(
-    setting: Setting, saved: dict[str, Any] | None
-) -> tuple[list[str], dict[str, list[list[float]]]]:
-    """The breadth table of ``setting`` from a saved ``spectra_breadth.json``."""
-    if not saved:
-        return [], {}
-    table = {
-        row.label: [saved["runs"][r.rel] for r in row.used if r.rel in saved["runs"]]
-        for row in setting.rows
-    }
-    table = {k: v for k, v in table.items() if v}
-    return (list(saved["layers"]), table) if table else ([], {})
 
 
 def breadth_table(
@@ -161,21 +141,18 @@ def breadth_table(
     "source": "checkpoints" | BREADTH_FILE}``."""
     titles, table = spectra_breadth(setting) if checkpoints else ([], {})
     source = "checkpoints"
-    if not titles:
-        titles, table = _saved_breadth(setting, saved)
-        source = BREADTH_FILE
-    if not titles:
+    if not titles and saved:
+        source, titles = BREADTH_FILE, list(saved["layers"])
+        table = {
+            row.label: {r.rel: saved["runs"][r.rel] for r in row.used if r.rel in saved["runs"]}
+            for row in setting.rows
+        }
+        table = {k: v for k, v in table.items() if v}
+    if not titles or not table:
         return None
-    rels = {
-        row.label: [
-            r.rel
-            for r in row.used
-            if (r.checkpoint if source == "checkpoints" else r.rel in (saved or {}).get("runs", {}))
-        ]
-        for row in setting.rows
-    }
     rows = []
-    for norm, runs in table.items():
+    for norm, per_run in table.items():
+        runs = list(per_run.values())
         per_layer = [aggregate(run[j] for run in runs) for j in range(len(titles))]
         mean_layers = aggregate(statistics.fmean(run) for run in runs)
         rows.append([norm, str(len(runs)), *map(format_stat, per_layer), format_stat(mean_layers)])
@@ -194,4 +171,9 @@ def breadth_table(
         doc.para(
             f"(Breadth read from {BREADTH_FILE}, saved from the checkpoints by an earlier report.)"
         )
-    return {"layers": titles, "runs": table, "run_dirs": rels, "source": source}
+    return {
+        "layers": titles,
+        "runs": {norm: list(per_run.values()) for norm, per_run in table.items()},
+        "run_dirs": {row.label: list(table.get(row.label, {})) for row in setting.rows},
+        "source": source,
+    }

@@ -2,8 +2,10 @@
 
 Everything a study's tables and verdicts state about the spread of a number lives here, so
 a script never re-derives it.  Seeds are the unit of replication: one run gives one score
-per metric (the mean of its last k evaluations, :func:`gansn.report.aggregate.run_score`).
+per metric (the mean of its last k evaluations, :func:`run_score`).
 
+* :func:`run_score` -- a run's score of one logged series: the mean of its last k values,
+  :class:`Diverged` when one of them is NaN/Inf.
 * :func:`summarize` -- mean, sample std and a two-sided Student-t confidence interval of the
   mean (``mean ± t_{n-1} · s / sqrt(n)``), the method the tables name.
 * :func:`welch` -- Welch's unequal-variance t test of two groups of seeds, with the CI of the
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 
 from scipy import optimize
 from scipy import stats as sst
+
+from gansn.schema import STUDY, defaults
 
 LEVEL = 0.95  # confidence level of every interval in a report
 ALPHA = 0.05  # family-wise error rate of one claim's tests
@@ -50,7 +54,7 @@ def summarize(values: Iterable[float], level: float = LEVEL) -> Summary | None:
     """The :class:`Summary` of the finite ``values``; None when there is none.
 
     A non-finite value has no place in a mean; callers count such runs as diverged
-    (:class:`gansn.report.aggregate.Score`) before they get here."""
+    (:class:`Diverged`) before they get here."""
     vals = tuple(float(v) for v in values if v is not None and math.isfinite(v))
     if not vals:
         return None
@@ -60,6 +64,36 @@ def summarize(values: Iterable[float], level: float = LEVEL) -> Summary | None:
     std = statistics.stdev(vals)
     half = sst.t.ppf(0.5 + level / 2, len(vals) - 1) * std / math.sqrt(len(vals))
     return Summary(mean, std, len(vals), mean - half, mean + half, vals, level)
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """A run whose score is not a number: its metric (or its loss) went NaN/Inf at ``step``."""
+
+    step: int | None
+
+
+Score = float | Diverged
+
+
+# Evaluations averaged into a run's "final" score: one noisy last evaluation must not decide
+# a comparison.  Fixed before the studies it scores were re-read (issue 21); declared with
+# the config key a study preset sets it by (study.last_k).
+LAST_K = int(defaults(STUDY)["last_k"])
+
+
+def run_score(points: Sequence[tuple[int, float]], k: int = LAST_K) -> Score | None:
+    """A run's final score of one series: the mean of its last ``k`` values.
+
+    :class:`Diverged` at the first non-finite one among them (a NaN FID, a mode KL with no
+    high-quality sample): an earlier finite value is never reported in its place."""
+    if not points:
+        return None
+    tail = points[-k:]
+    bad = [step for step, v in tail if not math.isfinite(v)]
+    if bad:
+        return Diverged(bad[0])
+    return statistics.fmean(v for _, v in tail)
 
 
 def sample_std(values: Sequence[float]) -> float:

@@ -1,29 +1,17 @@
 """The one TensorBoard writer of a run: scalars, sample grids, config text, hparams.
 
-What each tab shows (screenshots and the reasons in docs/tensorboard.md):
-
-* **Custom Scalars**, the tab that answers "is D's Lipschitz constant under control?":
-  first D's Lipschitz bracket on a log10 axis (a line at the measured lower bound, a band up
-  to the operator-norm upper bound) and the sigma-product apart, saying why it is no bound;
-  then "Generator quality" (FID named with its feature space, recall, coverage or modes);
-  then D's layers (the lower-bound probes, SN's divisors, per conv layer sigma_matrix with
-  a band up to sigma_operator); then the losses.
-* **Scalars**: every number of metrics.jsonl under the same tags, the derived log10 bracket
-  first in its group, display names and one-line descriptions where a tag alone misleads.
-  Values that never change in a run (learning rates without a schedule, the bound's flags)
-  go to the Text tab once instead of drawing flat charts.
-* **HParams**: one entry per run, a run stopped by a signal included; the norms, the loss
-  and the learning rates lead the hyperparameters, FID and the bracket lead the metrics.
-
-The tags are fixed by what ``metrics.jsonl`` and the reports read; only the two log10 tags
-exist in the event file alone.
+What each tab shows, and why, is docs/tensorboard.md: Custom Scalars leads with D's
+Lipschitz bracket on a log10 axis, then generator quality, D's layers and the losses;
+Scalars holds every number of metrics.jsonl under the same tags (constant values go to the
+Text tab once); HParams has one entry per run, a run stopped by a signal included.  The
+tags are fixed by what ``metrics.jsonl`` and the reports read; only the two log10 tags exist
+in the event file alone.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -32,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from google.protobuf.struct_pb2 import Value
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
@@ -79,8 +68,7 @@ FEATURE_SPACE_TAGS = ("metrics/fid", "metrics/kid", "metrics/fid_inf")
 # marked as differing first, then by name); these are what a normalization study varies
 LEAD_HPARAMS = ("d_norm", "g_norm", "loss", "lr_d", "lr_g")
 
-# (display name, description) of the whole-D Lipschitz tags, as the Scalars and HParams tabs
-# show them; the description is the card's (i) text
+# (display name, (i) text) of the whole-D Lipschitz tags in the Scalars and HParams tabs
 _LIPSCHITZ_DOCS = {
     LOG10_LOWER: (
         "log10 Lip(D) ≥ (measured)",
@@ -151,12 +139,9 @@ class QualityTag:
 @dataclass(frozen=True)
 class Plan:
     """What a run logs, known before its first step: the Custom Scalars layout and the
-    HParams columns follow from it.
-
-    ``quality`` lists every table tag the configured metrics declare; some appear only for
-    some data (stacked modes for stacked datasets), so the writer charts the declared tags
-    until an evaluation shows which ones are logged.
-    """
+    HParams columns follow from it.  ``quality``: every table tag the configured metrics
+    declare (some appear only for some data: the writer charts them all until an evaluation
+    shows which ones are logged)."""
 
     lipschitz: bool = False
     d_layers: tuple[DLayer, ...] = ()
@@ -164,14 +149,16 @@ class Plan:
     quality: tuple[QualityTag, ...] = ()
     text_tags: frozenset[str] = field(default_factory=lambda: frozenset(TEXT_TAGS))
 
+    def label(self, tag: str) -> str:
+        """A tag's registered label, with the feature space where the number lives in one."""
+        name = next((q.label for q in self.quality if q.tag == tag), tag)
+        in_space = tag in FEATURE_SPACE_TAGS and self.features
+        return f"{name} ({self.features} features)" if in_space else name
+
     def title(self, q: QualityTag) -> str:
-        """A quality chart's title: the label, the feature space where the number lives in
-        one, and which way is better."""
-        name = q.label
-        if q.tag in FEATURE_SPACE_TAGS and self.features:
-            name = f"{name} ({self.features} features)"
+        """A quality chart's title: its :meth:`label` and which way is better."""
         better = {"min": "lower is better", "max": "higher is better"}.get(q.direction or "")
-        return f"{name}, {better}" if better else name
+        return f"{self.label(q.tag)}, {better}" if better else self.label(q.tag)
 
     def metric_columns(self, quality: Sequence[QualityTag]) -> list[tuple[str, str]]:
         """HParams metric columns (tag, display name): FID, the bracket, recall and coverage
@@ -180,46 +167,35 @@ class Plan:
         FID's column is "FID" alone: TensorBoard takes one run's column list for the whole
         logdir, and runs may differ in feature space (the ``features`` hyperparameter).
         """
-        cols: dict[str, str] = {}
-        by_tag = {q.tag: q for q in quality}
-        if "metrics/fid" in by_tag:
-            cols["metrics/fid"] = by_tag["metrics/fid"].label
-        if self.lipschitz:
-            for tag in ("lipschitz/lower", "lipschitz/upper_operator"):
-                cols[tag] = _LIPSCHITZ_DOCS[tag][0]
+        lip = ("lipschitz/lower", "lipschitz/upper_operator") if self.lipschitz else ()
+        cols = {q.tag: q.label for q in quality if q.tag == "metrics/fid"}
+        cols |= {tag: _LIPSCHITZ_DOCS[tag][0] for tag in lip}
         for q in quality:
             cols.setdefault(q.tag, q.label)
         if self.lipschitz:
             cols["lipschitz/upper_matrix"] = _LIPSCHITZ_DOCS["lipschitz/upper_matrix"][0]
-        for tag in ("loss/d", "loss/g", "d/real", "d/fake"):
-            cols[tag] = tag
-        return list(cols.items())
+        return [*cols.items(), *((tag, tag) for tag in ("loss/d", "loss/g", "d/real", "d/fake"))]
 
 
 def build_plan(D: nn.Module, hooks: Iterable[Any], *, constant_lr: bool) -> Plan:
-    """The :class:`Plan` of a run with discriminator ``D`` and these hooks.
-
-    constant_lr: the learning rates never change (no schedule), so they are text, not curves.
-    """
+    """The :class:`Plan` of a run with discriminator ``D`` and these hooks; ``constant_lr``:
+    no schedule moves the learning rates, so they are text, not curves."""
     from gansn.lipschitz import layer_names
     from gansn.lipschitz.operators import WEIGHTED
     from gansn.lipschitz.sn import spectral_norm_view
     from gansn.training.hooks import EvalHook, LipschitzHook
 
     hooks = list(hooks)
-    text = set(TEXT_TAGS) | (set(LR_TAGS) if constant_lr else set())
     lipschitz = any(isinstance(h, LipschitzHook) for h in hooks)
-    layers: list[DLayer] = []
-    if lipschitz:
-        for path, name in layer_names(D).items():
-            m = D.get_submodule(path)
-            if isinstance(m, WEIGHTED):
-                dense, spectral = isinstance(m, nn.Linear), _spectral(m, spectral_norm_view)
-                layers.append(DLayer(name, dense, spectral))
+    layers = tuple(
+        DLayer(name, isinstance(m, nn.Linear), _spectral(m, spectral_norm_view))
+        for path, name in (layer_names(D).items() if lipschitz else ())
+        if isinstance(m := D.get_submodule(path), WEIGHTED)
+    )
     evaluator = next((h.evaluator for h in hooks if isinstance(h, EvalHook)), None)
-    features = getattr(evaluator, "features", None)
     quality = _quality_tags(evaluator) if evaluator is not None else ()
-    return Plan(lipschitz, tuple(layers), features, quality, frozenset(text))
+    text = frozenset(TEXT_TAGS + (LR_TAGS if constant_lr else ()))
+    return Plan(lipschitz, layers, getattr(evaluator, "features", None), quality, text)
 
 
 def _spectral(m: nn.Module, view: Any) -> bool:
@@ -249,33 +225,19 @@ def _quality_tags(evaluator: Any) -> tuple[QualityTag, ...]:
             if tag not in (q.tag for q in found):
                 found.append(QualityTag(tag, label, info.direction))
     rank = {t: i for i, t in enumerate(QUALITY_FIRST)}
-    order = sorted(range(len(found)), key=lambda i: (rank.get(found[i].tag, len(rank)), i))
-    return tuple(found[i] for i in order)
+    return tuple(sorted(found, key=lambda q: rank.get(q.tag, len(rank))))  # stable: then found
 
 
-def _exact(tag: str) -> str:
-    """A Multiline chart's tag regex matching ``tag`` alone (TensorBoard searches, so
-    ``metrics/fid`` unanchored would also draw ``metrics/fid_inf``)."""
-    return f"^{re.escape(tag)}$"
-
-
-def _line(tag: str) -> list:
-    """One quantity: a Margin chart without a band (see :meth:`RunWriter.layout_dict`)."""
-    return ["Margin", [tag, tag, tag]]
-
-
-def _band(line: str, upper: str) -> list:
-    """A line at ``line`` and a band from it up to ``upper``."""
-    return ["Margin", [line, line, upper]]
+def _margin(line: str, upper: str | None = None) -> list:
+    """A Margin chart: a line at ``line`` and a band from it up to ``upper`` (None: one
+    quantity, no band; see :meth:`RunWriter.layout_dict`)."""
+    return ["Margin", [line, line, upper or line]]
 
 
 def _as_drawn(charts: dict[str, list]) -> dict[str, list]:
-    """``charts`` (in the order they should appear) in the order to write them.
-
-    TensorBoard (2.x) draws a category's Multiline charts first, in order, then its Margin
-    charts last-written first; so a category lists its Multiline charts before its Margin
-    charts, and the Margin charts are written reversed.
-    """
+    """``charts`` (in the order they should appear, Multiline before Margin) in the order to
+    write them: TensorBoard (2.x) draws a category's Multiline charts first, in order, then
+    its Margin charts last-written first."""
     kinds = [spec[0] for spec in charts.values()]
     if "Margin" in kinds and "Multiline" in kinds[kinds.index("Margin") :]:
         raise ValueError(f"Multiline charts must come before Margin charts: {list(charts)}")
@@ -287,13 +249,10 @@ def _as_drawn(charts: dict[str, list]) -> dict[str, list]:
 def _quiet_writer_thread_oserrors() -> None:
     """Keep a failed TensorBoard write (a full disk) to gansn's one line.
 
-    TensorBoard's writer thread (``_AsyncWriterThread``) stores the error of a failed write
-    and re-raises it in the thread; the training thread then gets the stored error at its
-    next write, flush or close, where gansn reports it in one line and stops with exit code
-    74.  Python's default thread hook would also print the thread's traceback before that
-    line.  This hook drops only an ``OSError`` of that thread (already stored for the
-    foreground) and hands everything else to the hook it replaces; installed once.
-    """
+    TensorBoard's writer thread stores the error of a failed write for the training thread
+    (which reports it in one line, exit code 74) and re-raises it, so Python's default
+    thread hook would print its traceback first.  This hook drops only that ``OSError`` and
+    hands everything else to the hook it replaces; installed once."""
     previous = threading.excepthook
     if getattr(previous, "gansn_tensorboard", False):
         return
@@ -331,8 +290,6 @@ class RunWriter:
         self._quality = {q.tag for q in self.plan.quality}
         self._logged: set[str] = set()  # the plan's quality tags seen logged so far
 
-    # -- scalars ---------------------------------------------------------------------------
-
     def scalars(self, values: dict[str, Any], step: int) -> None:
         new = False
         for tag, v in values.items():
@@ -357,11 +314,10 @@ class RunWriter:
     def _scalar(self, tag: str, value: float, step: int) -> None:
         # display name and description go with a tag's first event of this writer (TensorBoard
         # keeps the first metadata it sees per tag)
-        doc = None
+        name, description = "", ""
         if tag not in self._described:
             self._described.add(tag)
-            doc = self.describe(tag)
-        name, description = doc or ("", "")
+            name, description = self.describe(tag) or ("", "")
         meta = scalar_metadata.create_summary_metadata(display_name=name, description=description)
         tensor = TensorProto(dtype="DT_FLOAT", float_val=[value], tensor_shape=TensorShapeProto())
         summary = Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=meta)])
@@ -375,22 +331,15 @@ class RunWriter:
         if len(parts) == 4 and parts[0] == "sigma" and parts[3] in _SIGMA_DOCS:
             return tag, f"{parts[2]}: {_SIGMA_DOCS[parts[3]]}"
         if tag in FEATURE_SPACE_TAGS and self.plan.features:
-            q = next((q for q in self.plan.quality if q.tag == tag), None)
-            label = q.label if q else tag
-            return (
-                f"{label} ({self.plan.features} features)",
+            return self.plan.label(tag), (
                 f"{tag}, computed in the {self.plan.features} feature space; numbers from "
-                "different feature spaces or sample counts do not compare.",
+                "different feature spaces or sample counts do not compare."
             )
         return None
 
     def quality(self) -> list[QualityTag]:
         """The quality tags to chart: those logged so far, or all declared before any is."""
-        if not self._logged:
-            return list(self.plan.quality)
-        return [q for q in self.plan.quality if q.tag in self._logged]
-
-    # -- Custom Scalars --------------------------------------------------------------------
+        return [q for q in self.plan.quality if not self._logged or q.tag in self._logged]
 
     def layout(self, step: int = 0, logged: Iterable[str] = ()) -> None:
         """Write the Custom Scalars layout at ``step``; ``logged``: tags an earlier session
@@ -403,30 +352,29 @@ class RunWriter:
         """``{category: {chart title: [kind, tags]}}`` as ``add_custom_scalars`` takes it,
         each category's charts in the order TensorBoard draws them (see :func:`_as_drawn`).
 
-        TensorBoard colours a chart's series by run, so two quantities of one run are told
-        apart as a line and a band (a Margin chart: value, lower, upper), never as two lines
-        of one colour.  A single quantity is a Margin chart with no band: unlike a Multiline
-        chart it is drawn unsmoothed (TensorBoard's default smoothing, 0.6, drew a run's
-        four FID evaluations away from their values and scaled the first off the top).
-        Multiline (regexes) is kept for charts of many series of one kind.
+        Two quantities of one run are a line and a band (a Margin chart), never two lines of
+        one colour, and a single quantity is a Margin chart without a band, drawn unsmoothed;
+        Multiline (regexes) is for many series of one kind: why, docs/tensorboard.md.
         """
         p = self.plan
         layout: dict[str, dict[str, list]] = {}
         if p.lipschitz:
             layout[CAT_LIPSCHITZ] = {
                 "Lip(D), log10 axis: line = measured lower bound, band up to the "
-                "operator-norm upper bound": _band(LOG10_LOWER, LOG10_UPPER),
+                "operator-norm upper bound": _margin(LOG10_LOWER, LOG10_UPPER),
                 "σ-product Π σ_matrix (what SN assumes): no bound for convs, so it may "
-                "sit below the lower bound": _line("lipschitz/upper_matrix"),
+                "sit below the lower bound": _margin("lipschitz/upper_matrix"),
             }
         # present even without evaluation: merged logdirs then keep this category's place
-        layout[CAT_QUALITY] = {p.title(q): _line(q.tag) for q in self.quality()}
+        layout[CAT_QUALITY] = {p.title(q): _margin(q.tag) for q in self.quality()}
         if p.lipschitz:
             charts: dict[str, list] = {
                 "lower-bound probes: max gradient norm on real, fake, interpolated; "
                 "finite-difference ratio": [
                     "Multiline",
-                    [r"^lipschitz/grad_(real|fake|interp)_max$", _exact("lipschitz/fd_ratio")],
+                    # anchored: TensorBoard searches, so unanchored metrics/fid would also
+                    # draw metrics/fid_inf
+                    [r"^lipschitz/grad_(real|fake|interp)_max$", r"^lipschitz/fd_ratio$"],
                 ],
             }
             if any(d.spectral for d in p.d_layers):
@@ -437,20 +385,18 @@ class RunWriter:
             for d in p.d_layers:
                 matrix, operator = f"sigma/d/{d.name}/matrix", f"sigma/d/{d.name}/operator"
                 if not d.dense:
-                    charts[d.name] = _band(matrix, operator)
+                    charts[d.name] = _margin(matrix, operator)
                 elif not d.spectral:
-                    charts[f"{d.name} (dense: σ_operator = σ_matrix)"] = _line(matrix)
+                    charts[f"{d.name} (dense: σ_operator = σ_matrix)"] = _margin(matrix)
                 # a spectrally normalized dense layer has sigma 1 by construction: its flat
                 # chart would say nothing its raw sigma above does not
             layout[CAT_LAYERS] = charts
         layout[CAT_TRAINING] = {
-            "loss/d": _line("loss/d"),
-            "loss/g": _line("loss/g"),
-            "D outputs: line = mean D(fake), band up to mean D(real)": _band("d/fake", "d/real"),
+            "loss/d": _margin("loss/d"),
+            "loss/g": _margin("loss/g"),
+            "D outputs: line = mean D(fake), band up to mean D(real)": _margin("d/fake", "d/real"),
         }
         return {cat: _as_drawn(charts) for cat, charts in layout.items()}
-
-    # -- other tabs ------------------------------------------------------------------------
 
     def image(self, tag: str, img: torch.Tensor, step: int) -> None:
         self.w.add_image(tag, img, step)
@@ -462,14 +408,11 @@ class RunWriter:
         self.w.add_text("model_spec", "    " + json.dumps(spec.to_dict(), indent=2), 0)
 
     def hparams(self, cfg: dict[str, Any], spec: ModelSpec, *, finished: bool = True) -> None:
-        """The run's HParams entry: the knobs a normalization study varies -> its metrics.
-
-        The metric columns are scalar tags, so the tab shows their latest values.  A run
-        stopped by a signal (``finished=False``) gets its entry too, without an end record;
-        the resumed run's end adds that.  TensorBoard keeps a run's first entry, so the
-        columns are the plan's (the quality tags logged so far, or all declared ones), not
-        whatever a stop before the first evaluation happens to have.
-        """
+        """The run's HParams entry: the knobs a normalization study varies -> its metrics
+        (scalar tags: the tab shows their latest values).  A run stopped by a signal
+        (``finished=False``) gets one too, without an end record (the resumed run's end adds
+        it).  TensorBoard keeps a run's first entry, so the columns are the plan's, not
+        whatever a stop before the first evaluation happens to have."""
         opt = cfg["optim"]
         # betas is an optimizer's own keyword with no config default (SGD has none): 0 then
         betas = opt["d"].get("betas", [0, 0])
@@ -488,44 +431,37 @@ class RunWriter:
             "setting": str(cfg["setting"]),
             "features": str(self.plan.features),  # the feature space of FID and the rest
         }
-        infos = [_hparam_info(k, v) for k, v in hp.items()]
         metrics = [
             api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name)
             for tag, name in self.plan.metric_columns(self.quality())
         ]
-        start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
-        for k, v in hp.items():
-            if isinstance(v, str):
-                start.hparams[k].string_value = v
-            else:
-                start.hparams[k].number_value = v
-        parts = [
-            (
-                hp_metadata.EXPERIMENT_TAG,
-                {"experiment": api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)},
-            ),
-            (hp_metadata.SESSION_START_INFO_TAG, {"session_start_info": start}),
-        ]
+        experiment = api_pb2.Experiment(
+            hparam_infos=[_hparam_info(k, v) for k, v in hp.items()], metric_infos=metrics
+        )
+        self._hparams_record(hp_metadata.EXPERIMENT_TAG, experiment=experiment)
+        values = {
+            k: Value(string_value=v) if isinstance(v, str) else Value(number_value=v)
+            for k, v in hp.items()
+        }
+        start = plugin_data_pb2.SessionStartInfo(hparams=values, start_time_secs=time.time())
+        self._hparams_record(hp_metadata.SESSION_START_INFO_TAG, session_start_info=start)
         if finished:
             end = plugin_data_pb2.SessionEndInfo(
                 status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time()
             )
-            parts.append((hp_metadata.SESSION_END_INFO_TAG, {"session_end_info": end}))
-        fw = self.w._get_file_writer()
-        for tag, data in parts:
-            content = plugin_data_pb2.HParamsPluginData(
-                version=hp_metadata.PLUGIN_DATA_VERSION, **data
-            )
-            meta = SummaryMetadata(
-                plugin_data=SummaryMetadata.PluginData(
-                    plugin_name=hp_metadata.PLUGIN_NAME, content=content.SerializeToString()
-                )
-            )
-            # with an empty tensor, as TensorBoard's own hparams summaries (readers that
-            # list tensors, not only metadata, then see the record)
-            null = TensorProto.FromString(hp_metadata.NULL_TENSOR.SerializeToString())
-            fw.add_summary(Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=null)]))
+            self._hparams_record(hp_metadata.SESSION_END_INFO_TAG, session_end_info=end)
         self.w.flush()
+
+    def _hparams_record(self, tag: str, **data: Any) -> None:
+        content = plugin_data_pb2.HParamsPluginData(version=hp_metadata.PLUGIN_DATA_VERSION, **data)
+        plugin = SummaryMetadata.PluginData(
+            plugin_name=hp_metadata.PLUGIN_NAME, content=content.SerializeToString()
+        )
+        # with an empty tensor, as TensorBoard's own hparams summaries (readers that list
+        # tensors, not only metadata, then see the record)
+        null = TensorProto.FromString(hp_metadata.NULL_TENSOR.SerializeToString())
+        value = Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin), tensor=null)
+        self.w._get_file_writer().add_summary(Summary(value=[value]))
 
     def close(self) -> None:
         self.w.close()
