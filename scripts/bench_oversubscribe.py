@@ -4,6 +4,7 @@ Variants, each in a fresh process (the OpenMP wait policy is read once, when tor
 
 * ``threads=1``, ``threads=2``: the config's override, with gansn's passive wait policy;
 * ``default``: ``threads=0``, gansn's fair share (gansn/threads.py) and passive wait policy;
+* ``spin=N``: the default with ``GOMP_SPINCOUNT=N`` (idle workers spin N times, then sleep);
 * ``torch-default``: what ``threads: 0`` did before: one thread per usable core and libgomp's
   own wait policy (torch imported before gansn, so gansn's policy comes too late).
 
@@ -18,7 +19,7 @@ idle CPU against torch's default there (goal ~1.0x).
 Needs idle cores: other load is a second competitor and the ratios mean nothing.
 
     python scripts/bench_oversubscribe.py [--steps 20] [--blocks 3] [--repeats 3]
-        [--variants threads=1,threads=2,default,torch-default]
+        [--variants threads=1,threads=2,default,torch-default,spin=30000]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -45,7 +47,12 @@ OVERRIDES = [
 
 def worker(variant: str, steps: int, blocks: int) -> None:
     """One variant's per-block ms/step, as one JSON line on stdout."""
-    if variant == "torch-default":
+    if variant.startswith("spin="):
+        # gansn's default, with libgomp's workers spinning GOMP_SPINCOUNT times before they
+        # sleep (PASSIVE alone: 0; libgomp's default: 300,000, ~3 ms)
+        os.environ["GOMP_SPINCOUNT"] = variant.partition("=")[2]
+        threads = 0
+    elif variant == "torch-default":
         import torch  # noqa: F401 -- before gansn: libgomp keeps its own wait policy, as before
 
         threads = len(os.sched_getaffinity(0))  # torch's default count
@@ -123,9 +130,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=typed(Int(1)), default=3, help="rounds of all variants")
     ap.add_argument("--variants", type=comma_list(Str()), default=",".join(VARIANTS))
     args = ap.parse_args()
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    unknown = [
+        v for v in args.variants if v not in VARIANTS and not re.fullmatch(r"spin=\d+", v)
+    ]
     if unknown:
-        ap.error(f"argument --variants: unknown {', '.join(unknown)}; choose from {VARIANTS}")
+        ap.error(
+            f"argument --variants: unknown {', '.join(unknown)}; choose from {VARIANTS} "
+            "or spin=N (gansn's default with GOMP_SPINCOUNT=N)"
+        )
 
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)  # the default variant must choose for itself
