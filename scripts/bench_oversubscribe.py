@@ -130,9 +130,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=typed(Int(1)), default=3, help="rounds of all variants")
     ap.add_argument("--variants", type=comma_list(Str()), default=",".join(VARIANTS))
     args = ap.parse_args()
-    unknown = [
-        v for v in args.variants if v not in VARIANTS and not re.fullmatch(r"spin=\d+", v)
-    ]
+    unknown = [v for v in args.variants if v not in VARIANTS and not re.fullmatch(r"spin=\d+", v)]
     if unknown:
         ap.error(
             f"argument --variants: unknown {', '.join(unknown)}; choose from {VARIANTS} "

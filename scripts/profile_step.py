@@ -13,7 +13,9 @@ Adam, EMA; no metrics, samples, checkpoints or Lipschitz tracking in the loop) a
 * **time by op**, from ``torch.profiler`` over the same number of steps: each aten op's self
   CPU time, grouped into the GEMM-type ops that carry the FLOPs (convolutions, transposed
   convolutions and their backward, mm/addmm) and the rest (batch norm, element-wise ops,
-  optimizer, spectral norm's power iteration, memory-format copies, ...);
+  optimizer, spectral norm's power iteration, memory-format copies, ...), grouped by op name:
+  a heuristic, since an op that several parts use (``div``, ``add``) counts in the first
+  group that names it;
 * **the matching matrix-product rate**: each convolution call of a step is timed as the dense
   product it lowers to (im2col: M = batch x output positions, K = in-channels x kernel, N =
   out-channels; forward, and the two orientations of its backward), ``torch.mm`` in float32
@@ -55,9 +57,24 @@ GEMM = ("convolution", "conv2d", "conv_transpose", "mkldnn_conv", "addmm", "aten
 GROUPS = {
     "batch norm": ("batch_norm",),
     "optimizer (Adam)": ("adam", "_foreach", "lerp", "addcdiv", "addcmul", "sqrt"),
-    "spectral norm (power iteration, normalize)": ("mv", "dot", "normalize", "linalg_vector_norm", "div"),
+    "spectral norm (power iteration, normalize)": (
+        "mv",
+        "dot",
+        "normalize",
+        "linalg_vector_norm",
+        "div",
+    ),
     "layout copies / reshapes": ("copy_", "contiguous", "clone", "to_dense", "reorder", "_to_copy"),
-    "activations and losses": ("relu", "leaky", "tanh", "sigmoid", "threshold", "hinge", "mean", "sum"),
+    "activations and losses": (
+        "relu",
+        "leaky",
+        "tanh",
+        "sigmoid",
+        "threshold",
+        "hinge",
+        "mean",
+        "sum",
+    ),
     "element-wise (add, mul, fill, ...)": ("add", "mul", "sub", "fill_", "zero_", "where", "neg"),
 }
 
@@ -106,7 +123,11 @@ def conv_products(trainer) -> list[tuple[int, int, int]]:
         kh, kw = mod.kernel_size
         if isinstance(mod, torch.nn.ConvTranspose2d):
             # the adjoint of a conv: input positions x in-channels times in x (out x kernel)
-            m, k, n = x.shape[0] * x.shape[2] * x.shape[3], mod.in_channels, mod.out_channels * kh * kw
+            m, k, n = (
+                x.shape[0] * x.shape[2] * x.shape[3],
+                mod.in_channels,
+                mod.out_channels * kh * kw,
+            )
         else:
             m = out.shape[0] * out.shape[2] * out.shape[3]
             k, n = mod.in_channels // mod.groups * kh * kw, mod.out_channels
@@ -144,7 +165,9 @@ def measure(variant: str, width: float, steps: int) -> None:
             trainer.train_step()
         flops = counter.get_total_flops()
         conv_fwd = sum(
-            n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" == op.__name__.split(".")[0]
+            n
+            for op, n in counter.get_flop_counts()["Global"].items()
+            if op.__name__.split(".")[0] == "convolution"
         )
         times = []
         for _ in range(steps):
@@ -169,27 +192,39 @@ def measure(variant: str, width: float, steps: int) -> None:
     profiled = sum(by_group.values())
     gemm_key = next(g for g in by_group if g.startswith("GEMM"))
     gemm = by_group[gemm_key]
-    print(f"\n== {variant}: {steps} steps, median step {step * 1e3:.1f} ms "
-          f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}); profiled aten self time "
-          f"{profiled * 1e3:.1f} ms/step (the rest is Python and the profiler)")
+    print(
+        f"\n== {variant}: {steps} steps, median step {step * 1e3:.1f} ms "
+        f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}); profiled aten self time "
+        f"{profiled * 1e3:.1f} ms/step (the rest is Python and the profiler)"
+    )
     print(f"FLOPs per step (FlopCounterMode, forward and backward): {flops / 1e9:.2f} GFLOP")
-    print(f"conv forward FLOPs: FlopCounterMode {conv_fwd / 1e9:.3f} G, im2col shapes "
-          f"{im2col_fwd / 1e9:.3f} G (the check that the shapes are the step's convs)")
-    print(f"matching product rate (torch.mm at the im2col shapes of the step's "
-          f"{len(shapes) // 3} conv calls, forward and both backward orientations, best of 5 "
-          f"each): {mm_rate / 1e9:.1f} GFLOP/s; the step's FLOPs at that rate: "
-          f"{flops / mm_rate * 1e3:.1f} ms")
-    print(f"step rate: {flops / step / 1e9:.1f} GFLOP/s = {flops / step / mm_rate:.0%} of the "
-          f"matching product rate")
-    print(f"GEMM ops: {gemm * 1e3:.1f} ms/step = {flops / gemm / 1e9:.1f} GFLOP/s = "
-          f"{flops / gemm / mm_rate:.0%} of the matching rate; outside GEMM ops: "
-          f"{(step - gemm) * 1e3:.1f} ms = {(step - gemm) / step:.0%} of the step")
+    print(
+        f"conv forward FLOPs: FlopCounterMode {conv_fwd / 1e9:.3f} G, im2col shapes "
+        f"{im2col_fwd / 1e9:.3f} G (the check that the shapes are the step's convs)"
+    )
+    print(
+        f"matching product rate (torch.mm at the im2col shapes of the step's "
+        f"{len(shapes) // 3} conv calls, forward and both backward orientations, best of 5 "
+        f"each): {mm_rate / 1e9:.1f} GFLOP/s; the step's FLOPs at that rate: "
+        f"{flops / mm_rate * 1e3:.1f} ms"
+    )
+    print(
+        f"step rate: {flops / step / 1e9:.1f} GFLOP/s = {flops / step / mm_rate:.0%} of the "
+        f"matching product rate"
+    )
+    print(
+        f"GEMM ops: {gemm * 1e3:.1f} ms/step = {flops / gemm / 1e9:.1f} GFLOP/s = "
+        f"{flops / gemm / mm_rate:.0%} of the matching rate; outside GEMM ops: "
+        f"{(step - gemm) * 1e3:.1f} ms = {(step - gemm) / step:.0%} of the step"
+    )
     print("| where the step goes | ms/step | % of step |")
     print("|---|---|---|")
     for group, sec in sorted(by_group.items(), key=lambda kv: -kv[1]):
         print(f"| {group} | {sec * 1e3:.1f} | {sec / step:.0%} |")
-    print(f"| Python, dispatch, profiler (step - profiled) | {(step - profiled) * 1e3:.1f} | "
-          f"{(step - profiled) / step:.0%} |")
+    print(
+        f"| Python, dispatch, profiler (step - profiled) | {(step - profiled) * 1e3:.1f} | "
+        f"{(step - profiled) / step:.0%} |"
+    )
     print("top ops by self time:")
     for name, sec in sorted(by_op.items(), key=lambda kv: -kv[1])[:14]:
         print(f"  {name:<44} {sec * 1e3:7.2f} ms  {group_of(name)}")
@@ -209,17 +244,33 @@ def main() -> None:
         return
     for v in args.variants:
         if v not in VARIANTS:
-            ap.error(f"argument --variants: unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
-    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} torch "
-          f"thread(s), torch {torch.__version__}, python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+            ap.error(
+                f"argument --variants: unknown variant {v!r}; choose from {', '.join(VARIANTS)}"
+            )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {args.threads} torch "
+        f"thread(s), torch {torch.__version__}, python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     big = 1024
-    print(f"square fp32 product {big}^3, best of 5: "
-          f"{2 * big ** 3 / mm_seconds(big, big, big) / 1e9:.1f} GFLOP/s")
+    print(
+        f"square fp32 product {big}^3, best of 5: "
+        f"{2 * big**3 / mm_seconds(big, big, big) / 1e9:.1f} GFLOP/s"
+    )
     for v in args.variants:  # a fresh process each: oneDNN caches and allocator state apart
         subprocess.run(
-            [sys.executable, __file__, "--variant", v, "--width", str(args.width),
-             "--steps", str(args.steps), "--threads", str(args.threads)],
+            [
+                sys.executable,
+                __file__,
+                "--variant",
+                v,
+                "--width",
+                str(args.width),
+                "--steps",
+                str(args.steps),
+                "--threads",
+                str(args.threads),
+            ],
             check=True,
         )
     print(f"load average {os.getloadavg()[0]:.2f} at the end")

@@ -72,7 +72,9 @@ def main() -> None:
     args = ap.parse_args()
     if not args.summary.is_file():
         raise ConfigError(f"{args.summary} does not exist: pass a report's summary.json")
-    metrics = dict(item.split("=", 1) if "=" in item else (item, item) for item in args.metrics.split(","))
+    metrics = dict(
+        item.split("=", 1) if "=" in item else (item, item) for item in args.metrics.split(",")
+    )
     print(table(json.loads(args.summary.read_text()), metrics, breadth=not args.no_breadth))
 
 
