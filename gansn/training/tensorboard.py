@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -403,9 +404,8 @@ class RunWriter:
 
     def config(self, cfg: dict[str, Any], spec: ModelSpec) -> None:
         text = json.dumps(cfg, indent=2, default=str)
-        # four-space indent renders as a code block in TensorBoard's markdown
-        self.w.add_text("config", "    " + text.replace("\n", "\n    "), 0)
-        self.w.add_text("model_spec", "    " + json.dumps(spec.to_dict(), indent=2), 0)
+        for tag, body in (("config", text), ("model_spec", json.dumps(spec.to_dict(), indent=2))):
+            self.w.add_text(tag, textwrap.indent(body, "    "), 0)  # Markdown: a code block
 
     def hparams(self, cfg: dict[str, Any], spec: ModelSpec, *, finished: bool = True) -> None:
         """The run's HParams entry: the knobs a normalization study varies -> its metrics

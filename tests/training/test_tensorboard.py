@@ -188,6 +188,15 @@ def test_no_constant_charts_and_descriptions_where_a_tag_misleads(image_run, toy
     assert image_run.SummaryMetadata(LOG10_UPPER).display_name.startswith("log10 Lip(D) ≤")
 
 
+def test_config_and_model_spec_texts_are_code_blocks(image_run):
+    """TensorBoard renders text as Markdown: only lines indented by 4 spaces stay verbatim."""
+    for tag in ("config/text_summary", "model_spec/text_summary"):
+        (event,) = image_run.Tensors(tag)
+        text = event.tensor_proto.string_val[0].decode()
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(lines) > 3 and all(line.startswith("    ") for line in lines), tag
+
+
 def test_hparams_lead_with_norms_then_fid_and_bracket(toy_run, image_run):
     exp = _hparams(toy_run).experiment
     # TensorBoard's order: marked as differing first, then by name; it ticks five
