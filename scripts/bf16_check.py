@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from gansn.cli.args import ArgumentParser
+from gansn.report.collect import read_metrics
 from gansn.study.stats import detectable_difference, holm, run_score, sample_std, summarize, welch
 
 METRICS = {"metrics/fid": "FID", "metrics/recall": "recall", "breadth": "spectra breadth"}
@@ -29,16 +30,6 @@ METRICS = {"metrics/fid": "FID", "metrics/recall": "recall", "breadth": "spectra
 
 def _g(x: float | None, d: int = 3) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.{d}g}"
-
-
-def _records(run: Path) -> list[dict]:
-    out = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a truncated last line of a killed run
-    return out
 
 
 def _final(records: list[dict], tag: str) -> float:
@@ -61,7 +52,7 @@ def scores(logs: Path, name: str) -> dict[str, float] | None:
         return None
     if json.loads((run / "status.json").read_text()).get("status") != "completed":
         return None
-    recs = _records(run)
+    recs, _ = read_metrics(run / "metrics.jsonl")  # a killed run's cut last line is skipped
     breadth = json.loads((logs / "spectra_breadth.json").read_text())["runs"].get(name)
     steps = [r["time/step_ms"] for r in recs if isinstance(r.get("time/step_ms"), (int, float))]
     return {
