@@ -140,6 +140,18 @@ def metric_tags() -> dict[str, TagInfo]:
     return out
 
 
+def feature_tags() -> set[str]:
+    """Tags of the registered metrics that are computed in a feature space: those whose
+    function takes ``features`` (FID, KID, PRDC, ...); mode counts and the IS do not.  Their
+    numbers mean nothing without the feature space's name, so reports and TensorBoard add it."""
+    return {
+        tag
+        for _, fn in METRICS.entries()
+        if "features" in inspect.signature(fn).parameters
+        for tag in getattr(fn, "tags", {})
+    }
+
+
 def tag_info(tag: str) -> TagInfo | None:
     """The metadata of a logged tag; a ``_<extractor>`` suffix (a metric run on another
     feature space, e.g. ``metrics/fid_inception``) maps to its base tag."""

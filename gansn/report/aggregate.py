@@ -8,13 +8,12 @@ every other axis (dataset, optimizer setting, lr, loss, ...) makes a separate ta
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from gansn.metrics.core import METRICS, Direction, metric_tags, tag_info
+from gansn.metrics.core import Direction, feature_tags, metric_tags, tag_info
 from gansn.metrics.features import FEATURES
 from gansn.report.collect import Axis, Run, canon
 from gansn.report.render import format_value
@@ -38,17 +37,6 @@ def label(tag: str) -> str:
     """The registered label of a metric tag (``FID``); the report plots one other tag."""
     info = tag_info(tag)
     return info.label if info is not None else {"loss/d": "D loss"}.get(tag, tag)
-
-
-def feature_tags() -> set[str]:
-    """Tags of the registered metrics that are computed in a feature space: those whose
-    function takes ``features`` (FID, KID, PRDC, ...); mode counts and the IS do not."""
-    return {
-        tag
-        for _, fn in METRICS.entries()
-        if "features" in inspect.signature(fn).parameters
-        for tag in getattr(fn, "tags", {})
-    }
 
 
 def _space_name(name: str, protocol: Mapping[str, Any]) -> str:

@@ -63,8 +63,6 @@ QUALITY_FIRST = (
     "modes/kl",
     "modes/class_kl",
 )
-# metrics computed in a feature space: their title names it
-FEATURE_SPACE_TAGS = ("metrics/fid", "metrics/kid", "metrics/fid_inf")
 # HParams: the hyperparameters TensorBoard shows first (it shows five and sorts the ones
 # marked as differing first, then by name); these are what a normalization study varies
 LEAD_HPARAMS = ("d_norm", "g_norm", "loss", "lr_d", "lr_g")
@@ -149,11 +147,12 @@ class Plan:
     features: str | None = None  # the evaluation's feature space, None without one
     quality: tuple[QualityTag, ...] = ()
     text_tags: frozenset[str] = field(default_factory=lambda: frozenset(TEXT_TAGS))
+    in_space: frozenset[str] = frozenset()  # tags computed in the feature space: named with it
 
     def label(self, tag: str) -> str:
         """A tag's registered label, with the feature space where the number lives in one."""
         name = next((q.label for q in self.quality if q.tag == tag), tag)
-        in_space = tag in FEATURE_SPACE_TAGS and self.features
+        in_space = tag in self.in_space and self.features
         return f"{name} ({self.features} features)" if in_space else name
 
     def title(self, q: QualityTag) -> str:
@@ -184,6 +183,7 @@ def build_plan(D: nn.Module, hooks: Iterable[Any], *, constant_lr: bool) -> Plan
     from gansn.lipschitz import layer_names
     from gansn.lipschitz.operators import WEIGHTED
     from gansn.lipschitz.sn import spectral_norm_view
+    from gansn.metrics.core import feature_tags
     from gansn.training.hooks import EvalHook, LipschitzHook
 
     hooks = list(hooks)
@@ -196,7 +196,8 @@ def build_plan(D: nn.Module, hooks: Iterable[Any], *, constant_lr: bool) -> Plan
     evaluator = next((h.evaluator for h in hooks if isinstance(h, EvalHook)), None)
     quality = _quality_tags(evaluator) if evaluator is not None else ()
     text = frozenset(TEXT_TAGS + (LR_TAGS if constant_lr else ()))
-    return Plan(lipschitz, layers, getattr(evaluator, "features", None), quality, text)
+    feats = getattr(evaluator, "features", None)
+    return Plan(lipschitz, layers, feats, quality, text, frozenset(feature_tags()))
 
 
 def _spectral(m: nn.Module, view: Any) -> bool:
@@ -331,7 +332,7 @@ class RunWriter:
         parts = tag.split("/")
         if len(parts) == 4 and parts[0] == "sigma" and parts[3] in _SIGMA_DOCS:
             return tag, f"{parts[2]}: {_SIGMA_DOCS[parts[3]]}"
-        if tag in FEATURE_SPACE_TAGS and self.plan.features:
+        if tag in self.plan.in_space and self.plan.features:
             return self.plan.label(tag), (
                 f"{tag}, computed in the {self.plan.features} feature space; numbers from "
                 "different feature spaces or sample counts do not compare."

@@ -131,7 +131,7 @@ def test_generator_quality_names_the_feature_space_and_drops_tags_never_logged(t
     titles = [t for t, _, _ in quality]
     assert titles[:3] == [
         "FID (raw features), lower is better",
-        "Recall, higher is better",
+        "Recall (raw features), higher is better",
         "Modes, higher is better",
     ]
     # class_modes declares class and stacked tags; points never get them, and the layout
