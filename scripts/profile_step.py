@@ -89,7 +89,7 @@ def group_of(name: str) -> str:
     return "other"
 
 
-def make_trainer(width: float, extra: list[str], tmp: str):
+def make_trainer(width: float, threads: int, extra: list[str], tmp: str):
     cfg = to_plain(
         compose(
             [
@@ -101,6 +101,8 @@ def make_trainer(width: float, extra: list[str], tmp: str):
                 "lipschitz_every=0",
                 "log_every=0",
                 "metrics=none",
+                # the config decides the thread count (gansn's default would take every core)
+                f"threads={threads}",
                 *extra,
             ]
         )
@@ -156,9 +158,9 @@ def mm_seconds(m: int, k: int, n: int, repeats: int = 5) -> float:
     return best
 
 
-def measure(variant: str, width: float, steps: int) -> None:
+def measure(variant: str, width: float, steps: int, threads: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = make_trainer(width, VARIANTS[variant], tmp)
+        trainer = make_trainer(width, threads, VARIANTS[variant], tmp)
         for _ in range(3):  # warm-up: first-call allocations, oneDNN primitive caches
             trainer.train_step()
         with FlopCounterMode(display=False) as counter:
@@ -193,7 +195,8 @@ def measure(variant: str, width: float, steps: int) -> None:
     gemm_key = next(g for g in by_group if g.startswith("GEMM"))
     gemm = by_group[gemm_key]
     print(
-        f"\n== {variant}: {steps} steps, median step {step * 1e3:.1f} ms "
+        f"\n== {variant}, {torch.get_num_threads()} thread(s): {steps} steps, median step "
+        f"{step * 1e3:.1f} ms "
         f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}); profiled aten self time "
         f"{profiled * 1e3:.1f} ms/step (the rest is Python and the profiler)"
     )
@@ -240,7 +243,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.variant:  # the child process of one variant
-        measure(args.variant, args.width, args.steps)
+        measure(args.variant, args.width, args.steps, args.threads)
         return
     for v in args.variants:
         if v not in VARIANTS:
